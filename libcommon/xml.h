@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/* The stanza tree: elements with a namespace URI, a local name, attributes
+ * and children (elements and text), all allocated in one arena; plus a
+ * serialiser that escapes correctly and declares namespaces. */
+#ifndef PL_XML_H
+#define PL_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct arena;
+struct buf;
+
+#define XML_NS_XML     "http://www.w3.org/XML/1998/namespace"
+#define XML_NS_STREAM  "http://etherx.jabber.org/streams"
+#define XML_NS_CLIENT  "jabber:client"
+#define XML_NS_SERVER  "jabber:server"
+#define XML_NS_COMP    "jabber:component:accept"
+
+struct xml_attr {
+    const char *ns; /* NULL for an unqualified attribute */
+    const char *name;
+    const char *value;
+};
+
+enum xml_kind {
+    XML_ELEM = 0,
+    XML_TEXT,
+};
+
+struct xml_node {
+    enum xml_kind kind;
+    const char *ns;     /* element namespace URI ("" for none); NULL for text */
+    const char *name;   /* local name; NULL for text */
+    const char *prefix; /* serialisation hint, e.g. "stream"; NULL = default ns */
+    struct xml_attr *attrs;
+    unsigned nattrs, attr_cap;
+    char *text; /* text nodes: the unescaped bytes, NUL-terminated */
+    size_t text_len;
+    struct xml_node *parent, *first, *last, *next;
+};
+
+/* Creates a detached element; ns and name are copied into a. */
+struct xml_node *xml_elem_new(struct arena *a, const char *ns, const char *name);
+/* Appends a new child element; a NULL ns inherits the parent's. */
+struct xml_node *xml_elem_add(struct arena *a, struct xml_node *parent, const char *ns,
+                              const char *name);
+/* Appends text (copied) to parent, merging with a preceding text node. */
+void xml_text_add(struct arena *a, struct xml_node *parent, const char *text, size_t len);
+/* Appends an existing detached node as parent's last child. */
+void xml_append(struct xml_node *parent, struct xml_node *child);
+/* Unlinks child from its parent. */
+void xml_remove(struct xml_node *child);
+
+/* Sets (replacing) an unqualified attribute; a NULL value removes it.
+ * Strings are copied into a. */
+void xml_attr_set(struct arena *a, struct xml_node *n, const char *name, const char *value);
+/* Same for a namespaced attribute (e.g. XML_NS_XML "lang"). */
+void xml_attr_set_ns(struct arena *a, struct xml_node *n, const char *ns, const char *name,
+                     const char *value);
+/* Returns the value or NULL. */
+const char *xml_attr_get(const struct xml_node *n, const char *name);
+const char *xml_attr_get_ns(const struct xml_node *n, const char *ns, const char *name);
+
+/* The first child element with this ns (NULL = any) and name (NULL = any). */
+struct xml_node *xml_child(const struct xml_node *n, const char *ns, const char *name);
+/* The next sibling element after n matching ns and name (NULL = any). */
+struct xml_node *xml_next(const struct xml_node *n, const char *ns, const char *name);
+/* Iterates child elements: for (c = xml_first_elem(n); c; c = xml_next_elem(c)). */
+struct xml_node *xml_first_elem(const struct xml_node *n);
+struct xml_node *xml_next_elem(const struct xml_node *n);
+bool xml_is(const struct xml_node *n, const char *ns, const char *name);
+
+/* The concatenated text of n's direct text children, in a ("" if none).
+ * When n has a single text child the result points at it without copying. */
+const char *xml_text(struct arena *a, const struct xml_node *n);
+/* The text of the first child element ns/name, or NULL if there is none. */
+const char *xml_child_text(struct arena *a, const struct xml_node *n, const char *ns,
+                           const char *name);
+
+/* Deep-copies n (and its subtree) into dst; the copy is detached. */
+struct xml_node *xml_node_copy(struct arena *dst, const struct xml_node *n);
+
+/* Appends the serialisation of n to b. parent_ns is the default namespace in
+ * scope where the output will be placed (e.g. "jabber:client" inside a
+ * client stream), so xmlns is written only where it differs; NULL means
+ * none in scope. Attribute values and text are escaped (&, <, >, ", ' and
+ * control characters as character references where XML allows them). */
+void xml_serialize(struct buf *b, const struct xml_node *n, const char *parent_ns);
+/* Escapes len bytes of s for text (attr false) or an attribute value
+ * quoted with ' (attr true). */
+void xml_escape(struct buf *b, const char *s, size_t len, bool attr);
+
+#endif
