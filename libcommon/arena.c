@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -131,15 +132,18 @@ void arena_reset(struct arena *a)
 {
     if (a->head == NULL)
         return;
-    /* Keep the oldest regular chunk: it is the one most likely to be reused. */
+    /* Keep the oldest regular chunk: it is the one most likely to be reused.
+     * Regular chunks are pushed at the head but big ones are linked behind
+     * the current chunk, so the oldest regular chunk need not be the last. */
     struct chunk *keep = NULL;
+    for (struct chunk *c = a->head; c != NULL; c = c->next) {
+        if (c->size == a->chunk_size)
+            keep = c;
+    }
     for (struct chunk *c = a->head, *next; c != NULL; c = next) {
         next = c->next;
-        if (keep == NULL && c->next == NULL && c->size == a->chunk_size) {
-            keep = c;
-            break;
-        }
-        free(c);
+        if (c != keep)
+            free(c);
     }
     if (keep != NULL) {
         memset(keep->data, 0, keep->used);

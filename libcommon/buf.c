@@ -32,6 +32,7 @@ void buf_reserve(struct buf *b, size_t n)
     while (cap < need)
         cap = cap * 2 > cap ? cap * 2 : need;
     b->data = xrealloc(b->data, cap);
+    b->data[b->len] = '\0'; /* the first allocation is not yet terminated */
     b->cap = cap;
 }
 

@@ -30,20 +30,25 @@ struct conf_table;
 
 /* One key. path is relative to the table's root element: "port",
  * "router.port" (element router, child port) or "component@name" (attribute
- * name of element component). For CONF_T_LIST and CONF_T_GROUP, offset is
- * the array pointer's and count_offset the size_t count's; a group's
- * elements are sub.size bytes each and are filled from sub. */
+ * name of element component); "@name" is an attribute of the root itself
+ * (<parley> for a top-level table, the group's element for a sub-table). For
+ * CONF_T_LIST and CONF_T_GROUP, offset is the array pointer's and
+ * count_offset the size_t count's; a group's elements are sub.size bytes
+ * each and are filled from sub, whose paths are relative to the group's
+ * element. Arrays are allocated in the arena passed to conf_load. A value is
+ * the element's text trimmed of surrounding whitespace, or the attribute's
+ * value; an element that is not a key may not hold text. */
 struct conf_key {
     const char *path;
     enum conf_type type;
     size_t offset;
     size_t count_offset;
-    long min, max;           /* CONF_T_INT, CONF_T_SIZE, CONF_T_DURATION; max 0 = none */
-    const char *def;         /* default as text, parsed like file input; NULL = none */
-    bool required;           /* an error if absent (and no default) */
-    const char *const *enums; /* CONF_T_ENUM names */
+    long min, max;                /* CONF_T_INT, CONF_T_SIZE, CONF_T_DURATION; max 0 = none */
+    const char *def;              /* default as text, parsed like file input; NULL = none */
+    bool required;                /* an error if absent (and no default) */
+    const char *const *enums;     /* CONF_T_ENUM names */
     const struct conf_table *sub; /* CONF_T_GROUP */
-    const char *help;        /* one line, printed by -t and parleyctl init */
+    const char *help;             /* one line, printed by -t and parleyctl init */
 };
 
 struct conf_table {
@@ -52,34 +57,55 @@ struct conf_table {
     size_t size; /* sizeof the struct the table fills */
 };
 
-#define CONF_TABLE(type, keys) {keys, sizeof(keys) / sizeof((keys)[0]), sizeof(type)}
+#define CONF_TABLE(type, keys)                                                                     \
+    {                                                                                              \
+        keys, sizeof(keys) / sizeof((keys)[0]), sizeof(type)                                       \
+    }
 
-#define CONF_INT(p, type, field, lo, hi, d, h)                                                     \
-    {.path = p, .type = CONF_T_INT, .offset = offsetof(type, field), .min = lo, .max = hi,         \
-     .def = d, .help = h}
-#define CONF_STR(p, type, field, d, req, h)                                                        \
-    {.path = p, .type = CONF_T_STR, .offset = offsetof(type, field), .def = d, .required = req,    \
-     .help = h}
-#define CONF_PATH(p, type, field, d, req, h)                                                       \
-    {.path = p, .type = CONF_T_PATH, .offset = offsetof(type, field), .def = d, .required = req,   \
-     .help = h}
-#define CONF_BOOL(p, type, field, d, h)                                                            \
-    {.path = p, .type = CONF_T_BOOL, .offset = offsetof(type, field), .def = d, .help = h}
-#define CONF_ENUM(p, type, field, names, d, h)                                                     \
-    {.path = p, .type = CONF_T_ENUM, .offset = offsetof(type, field), .enums = names, .def = d,    \
-     .help = h}
-#define CONF_SIZE(p, type, field, lo, hi, d, h)                                                    \
-    {.path = p, .type = CONF_T_SIZE, .offset = offsetof(type, field), .min = lo, .max = hi,        \
-     .def = d, .help = h}
-#define CONF_DURATION(p, type, field, lo, hi, d, h)                                                \
-    {.path = p, .type = CONF_T_DURATION, .offset = offsetof(type, field), .min = lo, .max = hi,    \
-     .def = d, .help = h}
-#define CONF_LIST(p, type, field, countfield, req, h)                                              \
-    {.path = p, .type = CONF_T_LIST, .offset = offsetof(type, field),                              \
-     .count_offset = offsetof(type, countfield), .required = req, .help = h}
-#define CONF_GROUP(p, type, field, countfield, subtable, req, h)                                   \
-    {.path = p, .type = CONF_T_GROUP, .offset = offsetof(type, field),                             \
-     .count_offset = offsetof(type, countfield), .sub = subtable, .required = req, .help = h}
+#define CONF_INT(p, T, field, lo, hi, d, h)                                                        \
+    {                                                                                              \
+        .path = p, .type = CONF_T_INT, .offset = offsetof(T, field), .min = lo, .max = hi,         \
+        .def = d, .help = h                                                                        \
+    }
+#define CONF_STR(p, T, field, d, req, h)                                                           \
+    {                                                                                              \
+        .path = p, .type = CONF_T_STR, .offset = offsetof(T, field), .def = d, .required = req,    \
+        .help = h                                                                                  \
+    }
+#define CONF_PATH(p, T, field, d, req, h)                                                          \
+    {                                                                                              \
+        .path = p, .type = CONF_T_PATH, .offset = offsetof(T, field), .def = d, .required = req,   \
+        .help = h                                                                                  \
+    }
+#define CONF_BOOL(p, T, field, d, h)                                                               \
+    {                                                                                              \
+        .path = p, .type = CONF_T_BOOL, .offset = offsetof(T, field), .def = d, .help = h          \
+    }
+#define CONF_ENUM(p, T, field, names, d, h)                                                        \
+    {                                                                                              \
+        .path = p, .type = CONF_T_ENUM, .offset = offsetof(T, field), .enums = names, .def = d,    \
+        .help = h                                                                                  \
+    }
+#define CONF_SIZE(p, T, field, lo, hi, d, h)                                                       \
+    {                                                                                              \
+        .path = p, .type = CONF_T_SIZE, .offset = offsetof(T, field), .min = lo, .max = hi,        \
+        .def = d, .help = h                                                                        \
+    }
+#define CONF_DURATION(p, T, field, lo, hi, d, h)                                                   \
+    {                                                                                              \
+        .path = p, .type = CONF_T_DURATION, .offset = offsetof(T, field), .min = lo, .max = hi,    \
+        .def = d, .help = h                                                                        \
+    }
+#define CONF_LIST(p, T, field, countfield, req, h)                                                 \
+    {                                                                                              \
+        .path = p, .type = CONF_T_LIST, .offset = offsetof(T, field),                              \
+        .count_offset = offsetof(T, countfield), .required = req, .help = h                        \
+    }
+#define CONF_GROUP(p, T, field, countfield, subtable, req, h)                                      \
+    {                                                                                              \
+        .path = p, .type = CONF_T_GROUP, .offset = offsetof(T, field),                             \
+        .count_offset = offsetof(T, countfield), .sub = subtable, .required = req, .help = h       \
+    }
 
 /* Loads the file at path. The root element must be <parley>. Keys under the
  * root are matched against the tables in order (a daemon passes the common
@@ -89,17 +115,35 @@ struct conf_table {
  * are allocated in a. Unknown elements or attributes, bad values, repeated
  * single keys and missing required keys are errors: returns -1 with
  * err->text "file:line: <a><b>: reason" (line 0 when the key is missing).
- * Returns 0 on success. */
+ * Returns 0 on success.
+ * Details: an element or attribute is known when some key of some table
+ * (or, inside a group, of the group's table) has its path or a path below
+ * it; a key that several tables declare fills each of them. Attributes are
+ * written "<a @name>" in messages. A missing required key inside a group
+ * names the group element's line; a required list or group needs at least
+ * one occurrence. A bad default is reported like bad input with "default"
+ * before the value and no line (it is a bug in the table: load "<parley/>"
+ * in a test to catch it). A DOCTYPE (and so any entity declaration) is
+ * refused; xmlns attributes are ignored. err->cond is
+ * XMPP_COND_UNDEFINED_CONDITION; long names and values are shortened with
+ * "..." so the text fits. On error the structs in outs are partly filled:
+ * load into fresh structs and swap on success. CONF_T_PATH values are made
+ * absolute against the real folder of path. */
 int conf_load(const char *path, const struct conf_table *const *tables, void *const *outs,
               size_t ntables, const char *const *ignore, struct arena *a,
               struct err *err) PL_WARN_UNUSED;
 /* Same from a string in memory; name is used in messages and to resolve
- * relative paths (its folder). */
+ * relative paths against its folder, textually (no file system access): a
+ * name without '/' leaves relative paths as written. */
 int conf_load_mem(const char *name, const char *data, size_t len,
                   const struct conf_table *const *tables, void *const *outs, size_t ntables,
                   const char *const *ignore, struct arena *a, struct err *err) PL_WARN_UNUSED;
 /* Appends the effective values of out under table to b as XML, one key per
- * line with its help as a comment (what -t prints). */
+ * line with its help as a comment (what -t prints). The lines are the
+ * content of <parley>, indented by two spaces, without the <parley> element
+ * itself (the caller wraps the dumps of all its tables); attributes of
+ * <parley> and unset strings are written as comments. Sizes and durations
+ * use the largest exact suffix ("64K", "30s"), so the output loads again. */
 void conf_dump(struct buf *b, const struct conf_table *table, const void *out);
 
 #endif

@@ -27,11 +27,17 @@ struct jid {
  * through IDNA2008 (libidn2) and lower-cased (a trailing dot dropped, IP
  * literals kept), resourcepart per OpaqueString (NFC, controls refused).
  * Each part must be 1..1023 bytes. Returns 0, or -1 with err set to
- * jid-malformed and the reason; *jid_r is unchanged on error. */
+ * jid-malformed and the reason; *jid_r is unchanged on error.
+ * Normal form of the domainpart (RFC 7622 §3.2.1): U-labels, i.e. UTF-8
+ * after UTS #46 non-transitional mapping and NFC, so "xn--bcher-kva.example",
+ * "BÜCHER.example." and "bücher.example" all give "bücher.example"; ASCII
+ * labels must be LDH and are lower-cased; an IPv4 literal is kept, an IPv6
+ * literal is kept in brackets in inet_ntop's canonical form ("[::1]"). */
 int jid_parse(struct arena *a, const char *s, size_t len, struct jid *jid_r,
               struct err *err) PL_WARN_UNUSED;
 /* Same for a NUL-terminated string. */
-int jid_parse_str(struct arena *a, const char *s, struct jid *jid_r, struct err *err) PL_WARN_UNUSED;
+int jid_parse_str(struct arena *a, const char *s, struct jid *jid_r,
+                  struct err *err) PL_WARN_UNUSED;
 
 /* Formats into a: "local@domain/resource", or without the absent parts. */
 char *jid_full(struct arena *a, const struct jid *j);

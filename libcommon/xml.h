@@ -11,11 +11,11 @@
 struct arena;
 struct buf;
 
-#define XML_NS_XML     "http://www.w3.org/XML/1998/namespace"
-#define XML_NS_STREAM  "http://etherx.jabber.org/streams"
-#define XML_NS_CLIENT  "jabber:client"
-#define XML_NS_SERVER  "jabber:server"
-#define XML_NS_COMP    "jabber:component:accept"
+#define XML_NS_XML    "http://www.w3.org/XML/1998/namespace"
+#define XML_NS_STREAM "http://etherx.jabber.org/streams"
+#define XML_NS_CLIENT "jabber:client"
+#define XML_NS_SERVER "jabber:server"
+#define XML_NS_COMP   "jabber:component:accept"
 
 struct xml_attr {
     const char *ns; /* NULL for an unqualified attribute */
@@ -85,10 +85,17 @@ struct xml_node *xml_node_copy(struct arena *dst, const struct xml_node *n);
  * scope where the output will be placed (e.g. "jabber:client" inside a
  * client stream), so xmlns is written only where it differs; NULL means
  * none in scope. Attribute values and text are escaped (&, <, >, ", ' and
- * control characters as character references where XML allows them). */
+ * control characters as character references where XML allows them).
+ * Declarations come from the tree alone: an element's prefix hint is kept
+ * (xmlns:p declared where not in scope) unless it starts with "xml" or the
+ * element has no namespace; attributes in XML_NS_XML are written xml:name,
+ * other namespaced ones with a prefix in scope or a generated one (ns1,
+ * ns2, ...); attributes named xmlns or in the xmlns namespace are dropped. */
 void xml_serialize(struct buf *b, const struct xml_node *n, const char *parent_ns);
 /* Escapes len bytes of s for text (attr false) or an attribute value
- * quoted with ' (attr true). */
+ * quoted with ' (attr true). Bytes that are not valid UTF-8 and characters
+ * XML 1.0 forbids (NUL and other C0 controls but tab, LF and CR; U+FFFE,
+ * U+FFFF) are written as U+FFFD, one for each offending byte. */
 void xml_escape(struct buf *b, const char *s, size_t len, bool attr);
 
 #endif

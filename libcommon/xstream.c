@@ -1,2 +1,727 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* The incremental XMPP stream parser: expat events become a stream-open
+ * callback and one callback per stanza, with the stanza's tree (in a
+ * per-stanza arena) and its exact raw bytes, under size/depth/attribute
+ * limits and RFC 6120's restricted XML. */
+#include "xstream.h"
+
+#include <stdarg.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <expat.h>
+
+#include "alloc.h"
+#include "arena.h"
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "xml.h"
+
+/* Expat joins URI, local name and prefix with this; it can never occur in
+ * XML text, so no URI can contain it. */
+#define NS_SEP '\x01'
+
+#define DEFAULT_MAX_STANZA 65536
+#define DEFAULT_MAX_DEPTH  32
+#define DEFAULT_MAX_ATTRS  64
+#define ARENA_CHUNK        16384
+#define FEED_PIECE_MAX     (1 << 29) /* XML_Parse takes an int length */
+#define MAX_STANZA_CAP     (1 << 29) /* so held bytes plus a piece fit in an int */
+#define DEFER_MIN          1024      /* partial token size from which feeding is deferred */
+
+#define EXPAT_VERSION_AT_LEAST(a, b, c)                                                            \
+    (XML_MAJOR_VERSION * 10000 + XML_MINOR_VERSION * 100 + XML_MICRO_VERSION >=                    \
+     (a)*10000 + (b)*100 + (c))
+
+/* Stream offsets ("pos") count bytes since the stream header's first byte,
+ * as XML_GetCurrentByteIndex does. */
+struct xstream {
+    XML_Parser parser;
+    const struct xstream_ops *ops;
+    void *arg;
+    struct xstream_limits lim;
+    unsigned flags;
+
+    struct arena *arena;   /* the current stanza's tree; reset after each */
+    struct buf default_ns; /* the header's xmlns='...' */
+    struct buf text;       /* character data not yet added to cur */
+
+    /* Raw bytes: a stanza inside one chunk is handed out in place; bytes
+     * that may belong to a stanza still to finish are kept in carry, which
+     * holds the stream bytes [carry_start, base). */
+    struct buf carry;
+    int64_t carry_start;
+    int64_t base;         /* offset of chunk[0] */
+    const char *chunk;    /* the bytes XML_Parse is working on */
+    int64_t safe_pos;     /* everything before is finished events at depth <= 1 */
+    int64_t stanza_start; /* the open stanza's '<' */
+
+    /* Expat rescans a partial token from its start on every XML_Parse, so a
+     * long start tag sent a byte at a time would cost O(n^2). Once the
+     * partial token is DEFER_MIN bytes long, bytes are held back until one
+     * could end it (see feed_chunk). */
+    int64_t tail_start; /* expat's unparsed partial token begins here */
+    struct buf held;    /* bytes [base, base + held.len) not yet given to expat */
+    char quote;         /* quote open at the end of tail + held ('\0': none) */
+    bool quote_valid;   /* quote has been computed for the current tail */
+
+    unsigned depth;    /* open elements, the stream root included */
+    unsigned ns_decls; /* namespace declarations of the element being opened */
+    struct xml_node *stanza, *cur;
+
+    bool in_feed;       /* inside XML_Parse, so handlers may be running */
+    bool failed;        /* err holds why; dead until xstream_reset */
+    bool reset_pending; /* xstream_reset was called from a callback */
+    struct err err;
+};
+
+/* Fails the stream (the first failure's reason wins) and, from a handler,
+ * stops expat at once. */
+static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ...) PL_PRINTF(3, 4);
+
+static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ...)
+{
+    if (!xs->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        xs->err.cond = cond;
+        vsnprintf(xs->err.text, sizeof(xs->err.text), fmt, ap);
+        va_end(ap);
+        xs->failed = true;
+    }
+    if (xs->in_feed)
+        (void)XML_StopParser(xs->parser, XML_FALSE);
+}
+
+/* Expat may deliver a few more events after XML_StopParser. */
+static bool stopped(const struct xstream *xs)
+{
+    return xs->failed || xs->reset_pending;
+}
+
+static int64_t event_end(const struct xstream *xs)
+{
+    return (int64_t)XML_GetCurrentByteIndex(xs->parser) + XML_GetCurrentByteCount(xs->parser);
+}
+
+static void check_stanza_size(struct xstream *xs, int64_t end)
+{
+    if ((uint64_t)(end - xs->stanza_start) > xs->lim.max_stanza)
+        xs_fail(xs, XMPP_COND_STREAM_POLICY_VIOLATION, "stanza larger than %zu bytes",
+                xs->lim.max_stanza);
+}
+
+/* ---- building the tree ------------------------------------------------- */
+
+/* Splits expat's "uri SEP local [SEP prefix]" into arena copies. */
+static const char *split_name(struct arena *a, const char *qname, const char **ns_r,
+                              const char **prefix_r)
+{
+    const char *sep = strchr(qname, NS_SEP);
+    if (sep == NULL) {
+        *ns_r = NULL;
+        *prefix_r = NULL;
+        return arena_strdup(a, qname);
+    }
+    *ns_r = arena_strndup(a, qname, (size_t)(sep - qname));
+    const char *local = sep + 1;
+    const char *sep2 = strchr(local, NS_SEP);
+    if (sep2 == NULL) {
+        *prefix_r = NULL;
+        return arena_strdup(a, local);
+    }
+    *prefix_r = arena_strdup(a, sep2 + 1);
+    return arena_strndup(a, local, (size_t)(sep2 - local));
+}
+
+static struct xml_node *build_elem(struct xstream *xs, const char *qname, const char **atts,
+                                   unsigned nattrs)
+{
+    struct arena *a = xs->arena;
+    struct xml_node *n = arena_alloc(a, sizeof(*n));
+    const char *ns, *prefix;
+    n->kind = XML_ELEM;
+    n->name = split_name(a, qname, &ns, &prefix);
+    n->ns = ns ? ns : "";
+    n->prefix = prefix;
+    if (nattrs > 0) {
+        n->attrs = arena_alloc(a, nattrs * sizeof(*n->attrs));
+        n->nattrs = n->attr_cap = nattrs;
+        for (size_t i = 0; i < nattrs; i++) {
+            struct xml_attr *at = &n->attrs[i];
+            at->name = split_name(a, atts[2 * i], &at->ns, &prefix);
+            at->value = arena_strdup(a, atts[2 * i + 1]);
+        }
+    }
+    return n;
+}
+
+static void flush_text(struct xstream *xs)
+{
+    if (xs->text.len == 0)
+        return;
+    xml_text_add(xs->arena, xs->cur, xs->text.data, xs->text.len);
+    buf_reset(&xs->text);
+}
+
+/* A callback returned -1: keep the error it set through xstream_fail. */
+static void callback_failed(struct xstream *xs)
+{
+    xs_fail(xs, XMPP_COND_STREAM_UNDEFINED_CONDITION, "stream stopped by its handler");
+}
+
+/* ---- expat handlers ---------------------------------------------------- */
+
+static bool is_stream_root(const char *qname)
+{
+    static const char want[] = XML_NS_STREAM "\x01stream";
+    size_t n = sizeof(want) - 1;
+    return strncmp(qname, want, n) == 0 && (qname[n] == '\0' || qname[n] == NS_SEP);
+}
+
+static void stream_open(struct xstream *xs, const char *qname, const char **atts, unsigned nattrs)
+{
+    if (!is_stream_root(qname)) {
+        xs_fail(xs, XMPP_COND_STREAM_INVALID_NAMESPACE,
+                "the stream root is not <stream> in " XML_NS_STREAM);
+        return;
+    }
+    xs->depth = 1;
+    xs->safe_pos = event_end(xs);
+    struct xml_node *hdr = build_elem(xs, qname, atts, nattrs);
+    int rc = xs->ops->on_open ? xs->ops->on_open(xs->arg, hdr) : 0;
+    arena_reset(xs->arena);
+    if (rc < 0)
+        callback_failed(xs);
+}
+
+static void stanza_open(struct xstream *xs, const char *qname, const char **atts, unsigned nattrs)
+{
+    xs->stanza_start = (int64_t)XML_GetCurrentByteIndex(xs->parser);
+    xs->depth = 2;
+    check_stanza_size(xs, event_end(xs));
+    if (stopped(xs))
+        return;
+    xs->stanza = xs->cur = build_elem(xs, qname, atts, nattrs);
+    buf_reset(&xs->text);
+}
+
+static void child_open(struct xstream *xs, const char *qname, const char **atts, unsigned nattrs)
+{
+    /* The new element's depth inside the stanza (the stanza itself is 1)
+     * equals the number of elements open around it, the root included. */
+    if (xs->depth > xs->lim.max_depth) {
+        xs_fail(xs, XMPP_COND_STREAM_POLICY_VIOLATION, "elements nested deeper than %u",
+                xs->lim.max_depth);
+        return;
+    }
+    check_stanza_size(xs, event_end(xs));
+    if (stopped(xs))
+        return;
+    xs->depth++;
+    if (xs->flags & XSTREAM_SHALLOW)
+        return;
+    flush_text(xs);
+    struct xml_node *n = build_elem(xs, qname, atts, nattrs);
+    xml_append(xs->cur, n);
+    xs->cur = n;
+}
+
+static void on_start(void *ud, const char *qname, const char **atts)
+{
+    struct xstream *xs = ud;
+    if (stopped(xs))
+        return;
+    unsigned nattrs = 0;
+    while (atts[2 * (size_t)nattrs] != NULL)
+        nattrs++;
+    unsigned decls = xs->ns_decls;
+    xs->ns_decls = 0;
+    if (nattrs + decls > xs->lim.max_attrs) {
+        xs_fail(xs, XMPP_COND_STREAM_POLICY_VIOLATION,
+                "element with more than %u attributes and namespace declarations",
+                xs->lim.max_attrs);
+        return;
+    }
+    if (xs->depth == 0)
+        stream_open(xs, qname, atts, nattrs);
+    else if (xs->depth == 1)
+        stanza_open(xs, qname, atts, nattrs);
+    else
+        child_open(xs, qname, atts, nattrs);
+}
+
+static void stanza_close(struct xstream *xs, int64_t end)
+{
+    check_stanza_size(xs, end);
+    if (stopped(xs))
+        return;
+    if (!(xs->flags & XSTREAM_SHALLOW))
+        flush_text(xs);
+    const char *raw;
+    size_t raw_len = (size_t)(end - xs->stanza_start);
+    bool carried = xs->stanza_start < xs->base;
+    if (!carried) {
+        raw = xs->chunk + (xs->stanza_start - xs->base);
+    } else {
+        /* Began in an earlier chunk: complete the carried bytes. */
+        buf_consume(&xs->carry, (size_t)(xs->stanza_start - xs->carry_start));
+        xs->carry_start = xs->stanza_start;
+        buf_append(&xs->carry, xs->chunk, (size_t)(end - xs->base));
+        raw = xs->carry.data;
+    }
+    struct xml_node *stanza = xs->stanza;
+    xs->stanza = xs->cur = NULL;
+    xs->safe_pos = end;
+    int rc = xs->ops->on_stanza ? xs->ops->on_stanza(xs->arg, stanza, raw, raw_len) : 0;
+    if (carried) {
+        buf_reset(&xs->carry);
+        xs->carry_start = xs->base;
+    }
+    arena_reset(xs->arena);
+    if (rc < 0)
+        callback_failed(xs);
+}
+
+static void on_end(void *ud, const char *qname)
+{
+    struct xstream *xs = ud;
+    (void)qname;
+    if (stopped(xs))
+        return;
+    int64_t end = event_end(xs);
+    xs->depth--;
+    if (xs->depth == 0) {
+        xs->safe_pos = end;
+        if (xs->ops->on_close)
+            xs->ops->on_close(xs->arg);
+    } else if (xs->depth == 1) {
+        stanza_close(xs, end);
+    } else {
+        check_stanza_size(xs, end);
+        if (stopped(xs) || (xs->flags & XSTREAM_SHALLOW))
+            return;
+        flush_text(xs);
+        xs->cur = xs->cur->parent;
+    }
+}
+
+static void on_text(void *ud, const char *s, int len)
+{
+    struct xstream *xs = ud;
+    if (stopped(xs))
+        return;
+    if (xs->depth == 1) {
+        /* Between stanzas only whitespace (keepalives) may appear. RFC 6120
+         * names no condition for stray text; bad-format ("cannot be
+         * processed") fits best. */
+        for (int i = 0; i < len; i++) {
+            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+                xs_fail(xs, XMPP_COND_STREAM_BAD_FORMAT, "text between stanzas");
+                return;
+            }
+        }
+        xs->safe_pos = event_end(xs);
+        return;
+    }
+    if (xs->depth < 2)
+        return;
+    check_stanza_size(xs, event_end(xs));
+    if (!stopped(xs) && !(xs->flags & XSTREAM_SHALLOW))
+        buf_append(&xs->text, s, (size_t)len);
+}
+
+/* Between stanzas, an empty CDATA section reports no text: move safe_pos
+ * past its markup here so such sections cannot add up to a "stanza". */
+static void on_cdata_end(void *ud)
+{
+    struct xstream *xs = ud;
+    if (!stopped(xs) && xs->depth == 1)
+        xs->safe_pos = event_end(xs);
+}
+
+static void on_ns_decl(void *ud, const char *prefix, const char *uri)
+{
+    struct xstream *xs = ud;
+    if (stopped(xs))
+        return;
+    xs->ns_decls++;
+    if (prefix == NULL && xs->depth == 0) {
+        buf_reset(&xs->default_ns);
+        if (uri != NULL)
+            buf_append_str(&xs->default_ns, uri);
+    }
+}
+
+static void on_xml_decl(void *ud, const char *version, const char *encoding, int standalone)
+{
+    struct xstream *xs = ud;
+    (void)version;
+    (void)standalone;
+    if (encoding != NULL && strcasecmp(encoding, "UTF-8") != 0)
+        xs_fail(xs, XMPP_COND_STREAM_UNSUPPORTED_ENCODING, "encoding \"%.64s\" is not UTF-8",
+                encoding);
+}
+
+/* Restricted XML (RFC 6120 §11.1). Refusing the DOCTYPE as soon as it starts
+ * means no entity declaration is ever read, so entity expansion attacks
+ * cost nothing. */
+static void on_doctype(void *ud, const char *name, const char *sysid, const char *pubid,
+                       int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    xs_fail(ud, XMPP_COND_STREAM_RESTRICTED_XML, "DOCTYPE declarations are not allowed");
+}
+
+static void on_entity_decl(void *ud, const char *name, int is_param, const char *value,
+                           int value_len, const char *base, const char *sysid, const char *pubid,
+                           const char *notation)
+{
+    (void)name;
+    (void)is_param;
+    (void)value;
+    (void)value_len;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    (void)notation;
+    xs_fail(ud, XMPP_COND_STREAM_RESTRICTED_XML, "entity declarations are not allowed");
+}
+
+static void on_pi(void *ud, const char *target, const char *data)
+{
+    (void)target;
+    (void)data;
+    xs_fail(ud, XMPP_COND_STREAM_RESTRICTED_XML, "processing instructions are not allowed");
+}
+
+static void on_comment(void *ud, const char *data)
+{
+    (void)data;
+    xs_fail(ud, XMPP_COND_STREAM_RESTRICTED_XML, "comments are not allowed");
+}
+
+static void on_skipped_entity(void *ud, const char *name, int is_param)
+{
+    (void)name;
+    (void)is_param;
+    xs_fail(ud, XMPP_COND_STREAM_RESTRICTED_XML, "entity references are not allowed");
+}
+
+/* ---- parser lifecycle -------------------------------------------------- */
+
+static void setup_parser(struct xstream *xs)
+{
+    XML_Parser p = xs->parser;
+    XML_SetUserData(p, xs);
+    XML_SetElementHandler(p, on_start, on_end);
+    XML_SetCharacterDataHandler(p, on_text);
+    XML_SetCdataSectionHandler(p, NULL, on_cdata_end);
+    XML_SetStartNamespaceDeclHandler(p, on_ns_decl);
+    XML_SetXmlDeclHandler(p, on_xml_decl);
+    XML_SetStartDoctypeDeclHandler(p, on_doctype);
+    XML_SetEntityDeclHandler(p, on_entity_decl);
+    XML_SetProcessingInstructionHandler(p, on_pi);
+    XML_SetCommentHandler(p, on_comment);
+    XML_SetSkippedEntityHandler(p, on_skipped_entity);
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+    unsigned long salt;
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) == (ssize_t)sizeof(salt))
+        XML_SetHashSalt(p, salt); /* else expat seeds itself */
+#if EXPAT_VERSION_AT_LEAST(2, 6, 0)
+    /* Deferral would hold back the last stanza of a burst until more bytes
+     * arrive; stanzas must be delivered as soon as they are complete. */
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+}
+
+static void state_reset(struct xstream *xs)
+{
+    arena_reset(xs->arena);
+    buf_reset(&xs->default_ns);
+    buf_reset(&xs->text);
+    buf_reset(&xs->carry);
+    buf_reset(&xs->held);
+    xs->carry_start = xs->base = xs->safe_pos = xs->stanza_start = xs->tail_start = 0;
+    xs->quote = '\0';
+    xs->quote_valid = false;
+    xs->chunk = NULL;
+    xs->depth = xs->ns_decls = 0;
+    xs->stanza = xs->cur = NULL;
+    xs->failed = xs->reset_pending = false;
+    err_clear(&xs->err);
+}
+
+struct xstream *xstream_new(const struct xstream_limits *limits, const struct xstream_ops *ops,
+                            void *arg, unsigned flags)
+{
+    struct xstream *xs = xcalloc(1, sizeof(*xs));
+    if (limits != NULL)
+        xs->lim = *limits;
+    if (xs->lim.max_stanza == 0)
+        xs->lim.max_stanza = DEFAULT_MAX_STANZA;
+    if (xs->lim.max_stanza > MAX_STANZA_CAP)
+        xs->lim.max_stanza = MAX_STANZA_CAP;
+    if (xs->lim.max_depth == 0)
+        xs->lim.max_depth = DEFAULT_MAX_DEPTH;
+    if (xs->lim.max_attrs == 0)
+        xs->lim.max_attrs = DEFAULT_MAX_ATTRS;
+    xs->ops = ops;
+    xs->arg = arg;
+    xs->flags = flags;
+    xs->arena = arena_new(ARENA_CHUNK);
+    xs->parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (xs->parser == NULL)
+        log_fatal(NULL, PL_EXIT_NOMEM, "out of memory creating an XML parser");
+    XML_SetReturnNSTriplet(xs->parser, XML_TRUE);
+    setup_parser(xs);
+    state_reset(xs);
+    return xs;
+}
+
+void xstream_free(struct xstream **xsp)
+{
+    struct xstream *xs = *xsp;
+    if (xs == NULL)
+        return;
+    PL_ASSERT(!xs->in_feed);
+    XML_ParserFree(xs->parser);
+    arena_free(&xs->arena);
+    buf_fini(&xs->default_ns);
+    buf_fini(&xs->text);
+    buf_fini(&xs->carry);
+    buf_fini(&xs->held);
+    free(xs);
+    *xsp = NULL;
+}
+
+void xstream_reset(struct xstream *xs)
+{
+    if (xs->in_feed) {
+        xs->reset_pending = true;
+        (void)XML_StopParser(xs->parser, XML_FALSE);
+        return;
+    }
+    XML_ParserReset(xs->parser, "UTF-8"); /* clears the handlers, keeps the triplet mode */
+    setup_parser(xs);
+    state_reset(xs);
+}
+
+void xstream_fail(struct xstream *xs, const struct err *err)
+{
+    xs_fail(xs, err->cond, "%s", err->text);
+}
+
+const char *xstream_default_ns(const struct xstream *xs)
+{
+    return buf_cstr(&xs->default_ns);
+}
+
+struct arena *xstream_arena(struct xstream *xs)
+{
+    return xs->arena;
+}
+
+/* ---- feeding ----------------------------------------------------------- */
+
+static void fail_from_expat(struct xstream *xs)
+{
+    enum XML_Error code = XML_GetErrorCode(xs->parser);
+    enum xmpp_cond cond;
+    switch (code) {
+    case XML_ERROR_UNBOUND_PREFIX:
+        cond = XMPP_COND_STREAM_BAD_NAMESPACE_PREFIX;
+        break;
+    case XML_ERROR_UNDEFINED_ENTITY:
+    case XML_ERROR_PARAM_ENTITY_REF:
+    case XML_ERROR_RECURSIVE_ENTITY_REF:
+    case XML_ERROR_ASYNC_ENTITY:
+    case XML_ERROR_BINARY_ENTITY_REF:
+    case XML_ERROR_ATTRIBUTE_EXTERNAL_ENTITY_REF:
+    case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+    case XML_ERROR_ENTITY_DECLARED_IN_PE:
+        cond = XMPP_COND_STREAM_RESTRICTED_XML;
+        break;
+    case XML_ERROR_UNKNOWN_ENCODING:
+    case XML_ERROR_INCORRECT_ENCODING:
+        cond = XMPP_COND_STREAM_UNSUPPORTED_ENCODING;
+        break;
+    case XML_ERROR_NO_MEMORY:
+        cond = XMPP_COND_STREAM_RESOURCE_CONSTRAINT;
+        break;
+    default:
+        cond = XMPP_COND_STREAM_NOT_WELL_FORMED;
+        break;
+    }
+    xs_fail(xs, cond, "%s at line %lu", XML_ErrorString(code),
+            (unsigned long)XML_GetCurrentLineNumber(xs->parser));
+}
+
+/* Keeps the bytes from the first one a later stanza may still need, and
+ * enforces max_stanza on bytes that have arrived but not yet completed a
+ * stanza (a huge stanza fails as soon as it crosses the limit). */
+static void carry_update(struct xstream *xs, const char *data, size_t len)
+{
+    int64_t end = xs->base + (int64_t)len;
+    int64_t keep = xs->depth >= 2 ? xs->stanza_start : xs->safe_pos;
+    PL_ASSERT(keep >= xs->carry_start && keep <= end);
+    if (keep >= xs->base) {
+        buf_reset(&xs->carry);
+        buf_append(&xs->carry, data + (keep - xs->base), (size_t)(end - keep));
+    } else {
+        buf_consume(&xs->carry, (size_t)(keep - xs->carry_start));
+        buf_append(&xs->carry, data, len);
+    }
+    xs->carry_start = keep;
+    xs->base = end;
+    if ((uint64_t)(end - keep) > xs->lim.max_stanza)
+        xs_fail(xs, XMPP_COND_STREAM_POLICY_VIOLATION, "stanza larger than %zu bytes",
+                xs->lim.max_stanza);
+}
+
+static void feed_piece(struct xstream *xs, const char *data, size_t len)
+{
+    PL_ASSERT(len <= INT_MAX);
+    xs->chunk = data;
+    xs->in_feed = true;
+    enum XML_Status st = XML_Parse(xs->parser, data, (int)len, XML_FALSE);
+    xs->in_feed = false;
+    xs->chunk = NULL;
+    if (xs->reset_pending || xs->failed)
+        return;
+    if (st != XML_STATUS_OK) {
+        fail_from_expat(xs);
+        return;
+    }
+    /* Outside handlers the index is where the unparsed partial token starts. */
+    int64_t tail = (int64_t)XML_GetCurrentByteIndex(xs->parser);
+    carry_update(xs, data, len);
+    xs->tail_start = tail >= xs->carry_start && tail <= xs->base ? tail : xs->base;
+    xs->quote_valid = false;
+}
+
+/* Tracks attribute-value quotes; returns true at a '>' outside quotes, the
+ * only byte that can end a start or end tag. */
+static bool scan_quotes(char *quote, const char *p, size_t len)
+{
+    char q = *quote;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (q != '\0') {
+            if (c == q)
+                q = '\0';
+        } else if (c == '\'' || c == '"') {
+            q = c;
+        } else if (c == '>') {
+            *quote = q;
+            return true;
+        }
+    }
+    *quote = q;
+    return false;
+}
+
+/* Looks at a long partial token. Returns true if it is a tag, whose end
+ * scan_quotes can see coming; refuses tokens that are never this long in
+ * an acceptable stream; returns false (parse as usual) for anything else. */
+static bool long_token_is_tag(struct xstream *xs)
+{
+    const char *t = xs->carry.data + (xs->tail_start - xs->carry_start);
+    size_t len = (size_t)(xs->base - xs->tail_start);
+    if (t[0] == '&') {
+        xs_fail(xs, XMPP_COND_STREAM_RESTRICTED_XML, "entity reference of %zu bytes or more", len);
+        return false;
+    }
+    if (t[0] != '<')
+        return false;
+    if (t[1] == '?' || (t[1] == '!' && (t[2] == '-' || t[2] == 'D'))) {
+        xs_fail(xs, XMPP_COND_STREAM_RESTRICTED_XML,
+                "comment, processing instruction or DOCTYPE of %zu bytes or more", len);
+        return false;
+    }
+    if (t[1] == '!')
+        return false; /* a CDATA section: its content is reported as it comes */
+    if (!xs->quote_valid) {
+        xs->quote = '\0';
+        (void)scan_quotes(&xs->quote, t + 1, len - 1);
+        (void)scan_quotes(&xs->quote, xs->held.data, xs->held.len);
+        xs->quote_valid = true;
+    }
+    return true;
+}
+
+/* Feeds one piece, holding it back while it cannot complete a long partial
+ * token, so every byte of a tag is scanned a bounded number of times. */
+static void feed_chunk(struct xstream *xs, const char *data, size_t len)
+{
+    if (xs->held.len == 0 && xs->base - xs->tail_start < DEFER_MIN) {
+        feed_piece(xs, data, len);
+        return;
+    }
+    bool is_tag = long_token_is_tag(xs);
+    if (xs->failed)
+        return;
+    if (is_tag && !scan_quotes(&xs->quote, data, len)) {
+        buf_append(&xs->held, data, len);
+        int64_t keep = xs->depth >= 2 ? xs->stanza_start : xs->safe_pos;
+        if ((uint64_t)(xs->base + (int64_t)xs->held.len - keep) > xs->lim.max_stanza)
+            xs_fail(xs, XMPP_COND_STREAM_POLICY_VIOLATION, "stanza larger than %zu bytes",
+                    xs->lim.max_stanza);
+        return;
+    }
+    if (xs->held.len == 0) {
+        feed_piece(xs, data, len);
+        return;
+    }
+    /* Nothing touches held while expat parses it, so stanzas' raw bytes
+     * can point into it. */
+    buf_append(&xs->held, data, len);
+    feed_piece(xs, xs->held.data, xs->held.len);
+    buf_reset(&xs->held);
+}
+
+/* UTF-16 and UTF-32 start with bytes UTF-8 never starts with. */
+static bool bad_first_byte(unsigned char c)
+{
+    return c == 0x00 || c == 0xFE || c == 0xFF;
+}
+
+int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *err)
+{
+    PL_ASSERT(!xs->in_feed);
+    if (!xs->failed && xs->base == 0 && len > 0 && bad_first_byte((unsigned char)data[0]))
+        xs_fail(xs, XMPP_COND_STREAM_UNSUPPORTED_ENCODING, "the stream is not UTF-8");
+    while (len > 0 && !xs->failed) {
+        size_t n = len > FEED_PIECE_MAX ? FEED_PIECE_MAX : len;
+        feed_chunk(xs, data, n);
+        if (xs->reset_pending) {
+            /* Reset from a callback: the rest of these bytes belonged to
+             * the old stream (e.g. plaintext after <starttls/>). */
+            bool failed = xs->failed;
+            struct err saved = xs->err;
+            xstream_reset(xs);
+            if (!failed)
+                return 0;
+            if (err != NULL)
+                *err = saved;
+            return -1;
+        }
+        data += n;
+        len -= n;
+    }
+    if (xs->failed) {
+        if (err != NULL)
+            *err = xs->err;
+        return -1;
+    }
+    return 0;
+}

@@ -50,7 +50,11 @@ void xstream_free(struct xstream **xs);
  * invalid-namespace, bad-namespace-prefix, unsupported-encoding, ...) and a
  * reason. After -1 the stream is dead until xstream_reset. */
 int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *err) PL_WARN_UNUSED;
-/* Starts over, expecting a new stream header (after STARTTLS or SASL). */
+/* Starts over, expecting a new stream header (after STARTTLS or SASL).
+ * Called from a callback, it takes effect when that callback returns: the
+ * bytes after the current stanza in the current xstream_feed are discarded
+ * (they belonged to the old stream) and xstream_feed returns 0, or -1 if the
+ * callback also called xstream_fail. */
 void xstream_reset(struct xstream *xs);
 /* Called from a callback to fail the stream: xstream_feed returns -1 with
  * this condition and text. */
