@@ -9,6 +9,7 @@
 
 static const char *const level_names[] = {"error", "warn", "notice", "info", "debug", NULL};
 static const char *const sink_names[] = {"stderr", "syslog", "file", NULL};
+static const char *const driver_names[] = {"sqlite", "pgsql", NULL};
 
 static const struct conf_key comp_keys[] = {
     CONF_STR("@name", struct comp_cfg, name, NULL, true,
@@ -32,6 +33,20 @@ static const struct conf_key common_keys[] = {
              "port of parley-router"),
     CONF_GROUP("component", struct common_cfg, components, ncomponents, &comp_table, false,
                "a component allowed to connect to the router"),
+    CONF_PATH("data-dir", struct common_cfg, data_dir, ".", false,
+              "where the SQLite database and other state live"),
+    CONF_ENUM("storage.driver", struct common_cfg, storage_driver, driver_names, "sqlite",
+              "sqlite (embedded) or pgsql"),
+    CONF_PATH("storage.sqlite.path", struct common_cfg, sqlite_path, NULL, false,
+              "SQLite database file; default <data-dir>/parley.db"),
+    CONF_STR("storage.pgsql.conninfo", struct common_cfg, pg_conninfo, NULL, false,
+             "libpq connection string, e.g. host=db.example.org dbname=parley sslmode=require"),
+    CONF_INT("storage.pgsql.pool", struct common_cfg, pg_pool, 1, 64, "4",
+             "PostgreSQL connections per daemon"),
+    CONF_DURATION("storage.pgsql.queue-timeout", struct common_cfg, pg_queue_timeout_ms, 100,
+                  600000, "5s", "how long operations wait for a lost connection to return"),
+    CONF_SIZE("storage.max-value", struct common_cfg, store_max_value, 1024, 64L << 20, "1M",
+              "largest single value (a vCard, an archived stanza) the store accepts"),
 };
 
 const struct conf_table common_cfg_table = CONF_TABLE(struct common_cfg, common_keys);
@@ -52,6 +67,9 @@ int common_cfg_validate(const struct common_cfg *c, struct err *err)
                                ci->name);
         }
     }
+    if (c->storage_driver == 1 && c->pg_conninfo == NULL)
+        return err_set(err, XMPP_COND_BAD_REQUEST,
+                       "<storage><driver>pgsql needs <storage><pgsql><conninfo>");
     if (c->log_sink == LOG_SINK_FILE && c->log_file == NULL)
         return err_set(err, XMPP_COND_BAD_REQUEST, "<log><sink>file needs <log><file>");
     return 0;

@@ -30,6 +30,13 @@ struct common_cfg {
     long router_port;
     struct comp_cfg *components;
     size_t ncomponents;
+    const char *data_dir;
+    int storage_driver; /* enum store_driver */
+    const char *sqlite_path;
+    const char *pg_conninfo;
+    long pg_pool;
+    long pg_queue_timeout_ms;
+    size_t store_max_value;
 };
 
 extern const struct conf_table common_cfg_table;

@@ -46,13 +46,17 @@ class SlixmppComponent(RouterCase):
             reply = msg.reply("hello parley")
             reply["id"] = "from-slix"
             reply.send()
-            got = bot.event("RECV")
+            # wait in a thread so that slixmpp's loop keeps running and sends
+            got = loop.run_until_complete(loop.run_in_executor(None, bot.event, "RECV"))
             self.assertIn("from-slix", got)
             self.assertIn("hello parley", got)
             self.assertIn("from=\"bob@gw.test\"", got.replace("'", '"'))
         finally:
-            gw.disconnect()
-            loop.run_until_complete(asyncio.sleep(0.3))
+            loop.run_until_complete(asyncio.wait_for(gw.disconnect(wait=1.0), 5))
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
 

@@ -1,0 +1,86 @@
+-- SPDX-License-Identifier: MIT
+-- Parley schema version 1 for PostgreSQL. Every table is keyed by "owner", the
+-- bare JID (or domain) the data belongs to. Times are microseconds since
+-- the Unix epoch (UTC). Kept in step with store_schema.c and pgsql/.
+
+CREATE TABLE authreg (
+    "owner" TEXT NOT NULL PRIMARY KEY,
+    "scram1_salt" TEXT, "scram1_iter" BIGINT, "scram1_stored" TEXT, "scram1_server" TEXT,
+    "scram256_salt" TEXT, "scram256_iter" BIGINT, "scram256_stored" TEXT,
+    "scram256_server" TEXT,
+    "created" BIGINT
+);
+
+CREATE TABLE active ("owner" TEXT NOT NULL PRIMARY KEY, "time" BIGINT);
+CREATE TABLE logout ("owner" TEXT NOT NULL PRIMARY KEY, "time" BIGINT, "status" TEXT);
+
+CREATE TABLE roster_items (
+    "owner" TEXT NOT NULL, "jid" TEXT NOT NULL, "name" TEXT,
+    "sub_to" BOOLEAN, "sub_from" BOOLEAN, "ask_out" BOOLEAN, "ask_in" BOOLEAN,
+    "approved" BOOLEAN, "ask_in_xml" TEXT,
+    PRIMARY KEY ("owner", "jid")
+);
+CREATE TABLE roster_groups (
+    "owner" TEXT NOT NULL, "jid" TEXT NOT NULL, "grp" TEXT NOT NULL,
+    PRIMARY KEY ("owner", "jid", "grp")
+);
+
+CREATE TABLE queue (
+    "seq" BIGSERIAL PRIMARY KEY, "owner" TEXT NOT NULL,
+    "ts" BIGINT, "xml" TEXT
+);
+CREATE INDEX queue_owner ON queue ("owner", "seq");
+
+CREATE TABLE vcard ("owner" TEXT NOT NULL PRIMARY KEY, "xml" TEXT, "photo_hash" TEXT);
+CREATE TABLE private (
+    "owner" TEXT NOT NULL, "ns" TEXT NOT NULL, "xml" TEXT, PRIMARY KEY ("owner", "ns")
+);
+
+CREATE TABLE privacy_items (
+    "owner" TEXT NOT NULL, "list" TEXT NOT NULL, "ord" BIGINT NOT NULL,
+    "type" TEXT, "value" TEXT, "deny" BOOLEAN, "block" BIGINT,
+    PRIMARY KEY ("owner", "list", "ord")
+);
+CREATE TABLE privacy_default ("owner" TEXT NOT NULL PRIMARY KEY, "list" TEXT);
+
+CREATE TABLE disco_items (
+    "owner" TEXT NOT NULL, "jid" TEXT NOT NULL, "node" TEXT NOT NULL, "name" TEXT,
+    PRIMARY KEY ("owner", "jid", "node")
+);
+
+CREATE TABLE motd_message ("owner" TEXT NOT NULL PRIMARY KEY, "xml" TEXT);
+CREATE TABLE motd_times ("owner" TEXT NOT NULL PRIMARY KEY, "time" BIGINT);
+CREATE TABLE vacation_settings (
+    "owner" TEXT NOT NULL PRIMARY KEY, "start" BIGINT, "end" BIGINT, "message" TEXT
+);
+
+CREATE TABLE archive (
+    "seq" BIGSERIAL PRIMARY KEY, "owner" TEXT NOT NULL,
+    "id" TEXT NOT NULL, "ts" BIGINT NOT NULL, "with_jid" TEXT, "stanza" TEXT
+);
+CREATE UNIQUE INDEX archive_owner_id ON archive ("owner", "id");
+CREATE INDEX archive_owner_ts ON archive ("owner", "ts");
+CREATE INDEX archive_owner_with ON archive ("owner", "with_jid", "ts");
+
+CREATE TABLE pep_nodes (
+    "owner" TEXT NOT NULL, "node" TEXT NOT NULL, "config" TEXT, PRIMARY KEY ("owner", "node")
+);
+CREATE TABLE pep_items (
+    "owner" TEXT NOT NULL, "node" TEXT NOT NULL, "item" TEXT NOT NULL,
+    "ts" BIGINT, "publisher" TEXT, "payload" TEXT,
+    PRIMARY KEY ("owner", "node", "item")
+);
+CREATE INDEX pep_items_ts ON pep_items ("owner", "node", "ts");
+
+CREATE TABLE caps ("owner" TEXT NOT NULL PRIMARY KEY, "xml" TEXT);
+
+CREATE TABLE muc_rooms ("owner" TEXT NOT NULL PRIMARY KEY, "config" TEXT, "subject" TEXT);
+CREATE TABLE muc_affiliations (
+    "owner" TEXT NOT NULL, "jid" TEXT NOT NULL, "affiliation" TEXT, "nick" TEXT,
+    PRIMARY KEY ("owner", "jid")
+);
+
+CREATE TABLE counters (
+    "owner" TEXT NOT NULL, "name" TEXT NOT NULL, "value" BIGINT NOT NULL,
+    PRIMARY KEY ("owner", "name")
+);
