@@ -92,7 +92,6 @@ struct pgsql_conn {
 };
 
 struct pgsql_drv {
-    struct store *st;
     struct event_base *base;
     char *conninfo;
     int64_t queue_timeout_ms;
@@ -385,8 +384,8 @@ static void pgsql_connect_failed(struct pgsql_conn *c)
 
 /* The connection broke. An op that may have run fails (its outcome is
  * unknown); one that never reached the server goes back to the head of the
- * queue, which waits for the reconnect. Returns false when the caller must
- * stop (always: the connection is gone, and maybe the driver too). */
+ * queue, which waits for the reconnect. Returns false, for callers that
+ * must stop touching the connection. */
 static bool pgsql_lost(struct pgsql_conn *c)
 {
     struct store_op *failed = NULL;
@@ -485,49 +484,59 @@ static bool pgsql_flush(struct pgsql_conn *c)
     return true;
 }
 
-/* Parameters in text format; numbers are written into nums. */
-static void pgsql_params(const struct store_op *op, const char **values, Oid *types,
-                         char (*nums)[24])
+static Oid pgsql_oid(enum store_type t)
 {
-    for (size_t i = 0; i < op->nparams; i++) {
-        const struct store_param *p = &op->params[i];
-        switch (p->type) {
-        case STORE_T_INT:
-        case STORE_T_TIME:
-            types[i] = PGSQL_OID_INT8;
-            snprintf(nums[i], sizeof(nums[i]), "%" PRId64, p->i);
-            values[i] = nums[i];
-            break;
-        case STORE_T_BOOL:
-            types[i] = PGSQL_OID_BOOL;
-            values[i] = p->b ? "true" : "false";
-            break;
-        default:
-            types[i] = PGSQL_OID_TEXT;
-            values[i] = p->s;
-            break;
-        }
-        if (p->null)
-            values[i] = NULL;
+    switch (t) {
+    case STORE_T_INT:
+    case STORE_T_TIME:
+        return PGSQL_OID_INT8;
+    case STORE_T_BOOL:
+        return PGSQL_OID_BOOL;
+    default:
+        return PGSQL_OID_TEXT;
     }
 }
 
-/* Sends the op's statement, prepared as s (NULL: unnamed). */
+/* The op's parameter types, explicit so that no placeholder depends on
+ * the server's inference. The caller frees the array. */
+static Oid *pgsql_types(const struct store_op *op)
+{
+    Oid *types = xcalloc(op->nparams + 1, sizeof(*types));
+    for (size_t i = 0; i < op->nparams; i++)
+        types[i] = pgsql_oid(op->params[i].type);
+    return types;
+}
+
+/* Sends the op's statement, prepared as s (NULL: unnamed). Parameters go
+ * in text format: numbers in decimal, booleans as "true"/"false". */
 static bool pgsql_send_exec(struct pgsql_conn *c, const struct pgsql_stmt *s)
 {
     struct store_op *op = c->op;
     size_t n = op->nparams;
     const char **values = xcalloc(n + 1, sizeof(*values));
-    Oid *types = xcalloc(n + 1, sizeof(*types));
     char(*nums)[24] = xcalloc(n + 1, sizeof(*nums));
-    pgsql_params(op, values, types, nums);
+    for (size_t i = 0; i < n; i++) {
+        const struct store_param *p = &op->params[i];
+        if (p->null) {
+            values[i] = NULL;
+        } else if (p->type == STORE_T_INT || p->type == STORE_T_TIME) {
+            snprintf(nums[i], sizeof(nums[i]), "%" PRId64, p->i);
+            values[i] = nums[i];
+        } else if (p->type == STORE_T_BOOL) {
+            values[i] = p->b ? "true" : "false";
+        } else {
+            values[i] = p->s;
+        }
+    }
     int ok;
-    if (s != NULL)
+    if (s != NULL) {
         ok = PQsendQueryPrepared(c->pg, s->name, (int)n, values, NULL, NULL, 0);
-    else
+    } else {
+        Oid *types = pgsql_types(op);
         ok = PQsendQueryParams(c->pg, op->sql, (int)n, types, values, NULL, NULL, 0);
+        free(types);
+    }
     free(values);
-    free(types);
     free(nums);
     c->step = PGSQL_STEP_EXEC;
     if (!ok)
@@ -562,14 +571,9 @@ static bool pgsql_send_prepare(struct pgsql_conn *c)
     snprintf(s->name, sizeof(s->name), "pl_%u", ++c->stmt_seq);
     s->nparams = n;
     pgsql_sig(op, s->sig);
-    const char **values = xcalloc(n + 1, sizeof(*values));
-    Oid *types = xcalloc(n + 1, sizeof(*types));
-    char(*nums)[24] = xcalloc(n + 1, sizeof(*nums));
-    pgsql_params(op, values, types, nums);
+    Oid *types = pgsql_types(op);
     int ok = PQsendPrepare(c->pg, s->name, op->sql, (int)n, types);
-    free(values);
     free(types);
-    free(nums);
     c->preparing = s;
     c->step = PGSQL_STEP_PREPARE;
     if (!ok)
@@ -610,7 +614,7 @@ static bool pgsql_idle_alive(struct pgsql_conn *c)
 }
 
 /* Runs the next queued op if the connection is idle. Returns false when
- * the caller must stop (connection lost or driver freed). */
+ * the connection was lost. */
 static bool pgsql_kick(struct pgsql_conn *c)
 {
     if (c->state != PGSQL_READY || c->head == NULL)
@@ -831,7 +835,6 @@ static int pgsql_open(struct store *st, const struct store_cfg *cfg, void **drv_
         return err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR,
                        "pgsql: no connection string configured");
     struct pgsql_drv *drv = xcalloc(1, sizeof(*drv));
-    drv->st = st;
     drv->base = store_event_base(st);
     drv->conninfo = xstrdup(cfg->pg_conninfo);
     drv->queue_timeout_ms =
@@ -854,9 +857,7 @@ static int pgsql_open(struct store *st, const struct store_cfg *cfg, void **drv_
     if (pgsql_read_version(c0->pg, version_r, err) < 0)
         goto fail;
     if (PQsetnonblocking(c0->pg, 1) != 0 || !pgsql_watch(c0, EV_READ)) {
-        err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR,
-                "pgsql: cannot make the connection "
-                "non-blocking");
+        err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR, "pgsql: cannot set non-blocking mode");
         goto fail;
     }
     c0->state = PGSQL_READY;

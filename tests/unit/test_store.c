@@ -695,6 +695,84 @@ static void test_schema_version_checks(void **state)
     }
 }
 
+/* PostgreSQL only: the server restarts under the store. Operations sent
+ * to the dead connections fail with a clear error; every callback still
+ * runs once; later operations succeed on the new connections. */
+struct restart_ctx {
+    int ok, unavailable, other, calls;
+    char text[256];
+};
+
+static void on_restart_res(const struct store_res *res, void *arg)
+{
+    struct restart_ctx *c = arg;
+    c->calls++;
+    if (res->status == STORE_OK) {
+        c->ok++;
+    } else if (res->status == STORE_ERR_UNAVAILABLE) {
+        c->unavailable++;
+        snprintf(c->text, sizeof(c->text), "%s", res->err.text);
+    } else {
+        c->other++;
+        snprintf(c->text, sizeof(c->text), "%s", res->err.text);
+    }
+}
+
+static void counter_batch(struct fixture *f, struct restart_ctx *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char owner[64];
+        snprintf(owner, sizeof(owner), "r%d@example.org", i);
+        store_counter_add(f->st, owner, "n", 1, on_restart_res, c);
+    }
+    drain(f);
+}
+
+static void test_pg_restart_mid_run(void **state)
+{
+    struct fixture *f = *state;
+    struct restart_ctx before = {0};
+    counter_batch(f, &before, 30);
+    assert_int_equal(before.ok, 30);
+
+    /* Hold a lock so that the next statements wait inside the server: they
+     * are in flight, sent and unanswered, when it goes down. */
+    PGconn *locker = PQconnectdb(pg_conninfo);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    PGresult *r = PQexec(locker, "BEGIN; LOCK TABLE counters IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+
+    struct restart_ctx during = {0};
+    for (int i = 0; i < 30; i++) {
+        char owner[64];
+        snprintf(owner, sizeof(owner), "r%d@example.org", i);
+        store_counter_add(f->st, owner, "n", 1, on_restart_res, &during);
+    }
+    for (int i = 0; i < 20; i++) /* let the driver send them */
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    assert_int_equal(during.calls, 0);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s/../pg_fixture.sh restart %s >/dev/null", PL_TEST_DATA_DIR,
+             getenv("PL_PG_DIR"));
+    assert_int_equal(system(cmd), 0);
+    PQfinish(locker);
+    drain(f);
+    assert_int_equal(during.calls, 30);
+    assert_int_equal(during.other, 0);
+    assert_int_equal(during.ok + during.unavailable, 30);
+    if (during.unavailable < 1)
+        fail_msg("no operation reported the lost connection");
+    assert_non_null(strstr(during.text, "connection"));
+
+    struct restart_ctx after = {0};
+    counter_batch(f, &after, 30);
+    assert_int_equal(after.calls, 30);
+    if (after.ok != 30)
+        fail_msg("%d of 30 failed after reconnection: %s", 30 - after.ok, after.text);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "sqlite";
@@ -723,6 +801,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_schema_version_checks, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name(which, tests, NULL, NULL);
+    if (driver == STORE_DRIVER_PGSQL) {
+        const struct CMUnitTest pg_tests[] = {
+            cmocka_unit_test_setup_teardown(test_pg_restart_mid_run, setup, teardown),
+        };
+        rc |= cmocka_run_group_tests_name("pgsql restart", pg_tests, NULL, NULL);
+    }
     if (driver == STORE_DRIVER_SQLITE) {
         char p[300];
         unlink(sqlite_path);
