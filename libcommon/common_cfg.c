@@ -14,7 +14,7 @@ static const char *const driver_names[] = {"sqlite", "pgsql", NULL};
 static const struct conf_key comp_keys[] = {
     CONF_STR("@name", struct comp_cfg, name, NULL, true,
              "component name: its stream 'to' and its first bound name"),
-    CONF_STR("@secret", struct comp_cfg, secret, NULL, true, "shared secret for the handshake"),
+    CONF_SECRET("@secret", struct comp_cfg, secret, true, "shared secret for the handshake"),
     CONF_LIST("bind", struct comp_cfg, binds, nbinds, false,
               "a further name this component may bind; * is the default route"),
 };
@@ -39,8 +39,8 @@ static const struct conf_key common_keys[] = {
               "sqlite (embedded) or pgsql"),
     CONF_PATH("storage.sqlite.path", struct common_cfg, sqlite_path, NULL, false,
               "SQLite database file; default <data-dir>/parley.db"),
-    CONF_STR("storage.pgsql.conninfo", struct common_cfg, pg_conninfo, NULL, false,
-             "libpq connection string, e.g. host=db.example.org dbname=parley sslmode=require"),
+    CONF_SECRET("storage.pgsql.conninfo", struct common_cfg, pg_conninfo, false,
+                "libpq connection string, e.g. host=db.example.org dbname=parley sslmode=require"),
     CONF_INT("storage.pgsql.pool", struct common_cfg, pg_pool, 1, 64, "4",
              "PostgreSQL connections per daemon"),
     CONF_DURATION("storage.pgsql.queue-timeout", struct common_cfg, pg_queue_timeout_ms, 100,

@@ -905,7 +905,9 @@ static bool put_value(struct buf *b, const struct conf_key *k, const void *out, 
     case CONF_T_STR:
     case CONF_T_PATH:
         memcpy(&str, p, sizeof(str));
-        if (str != NULL)
+        if (str != NULL && k->secret)
+            buf_append_str(b, "(hidden)"); /* -t output ends up in tickets and logs */
+        else if (str != NULL)
             put_escaped(b, str, attr);
         return str != NULL;
     case CONF_T_BOOL:

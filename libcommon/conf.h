@@ -49,6 +49,7 @@ struct conf_key {
     const char *const *enums;     /* CONF_T_ENUM names */
     const struct conf_table *sub; /* CONF_T_GROUP */
     const char *help;             /* one line, printed by -t and parleyctl init */
+    bool secret;                  /* never printed: conf_dump writes (hidden) */
 };
 
 struct conf_table {
@@ -95,6 +96,12 @@ struct conf_table {
     {                                                                                              \
         .path = p, .type = CONF_T_DURATION, .offset = offsetof(T, field), .min = lo, .max = hi,    \
         .def = d, .help = h                                                                        \
+    }
+/* A string that conf_dump never shows (secrets, passwords). */
+#define CONF_SECRET(p, T, field, req, h)                                                           \
+    {                                                                                              \
+        .path = p, .type = CONF_T_STR, .offset = offsetof(T, field), .required = req, .help = h,   \
+        .secret = true                                                                             \
     }
 #define CONF_LIST(p, T, field, countfield, req, h)                                                 \
     {                                                                                              \

@@ -393,6 +393,8 @@ class Config(unittest.TestCase):
                                "<component name='a' secret='s'/></parley>", "-t")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("<output-limit>", p.stdout)
+        self.assertIn('secret="(hidden)"', p.stdout)
+        self.assertNotIn("secret='s'", p.stdout)
 
     def test_port_in_use_is_a_clear_error(self):
         import socket
