@@ -61,7 +61,7 @@ static const struct store_coll logout =
  * kept as the stanza that carried it. */
 static const struct store_coll roster_items =
     KEYED("roster-items", "roster_items", "\"jid\"", SK("jid"), S("name"), B("sub_to"),
-          B("sub_from"), B("ask_out"), B("ask_in"), B("approved"), X("ask_in_xml"));
+          B("sub_from"), B("ask_out"), B("ask_in"), B("approved"), X("ask_in_xml"), B("in_roster"));
 static const struct store_coll roster_groups =
     KEYED("roster-groups", "roster_groups", "\"jid\", \"grp\"", SK("jid"), SK("grp"));
 

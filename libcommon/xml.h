@@ -98,4 +98,9 @@ void xml_serialize(struct buf *b, const struct xml_node *n, const char *parent_n
  * U+FFFF) are written as U+FFFD, one for each offending byte. */
 void xml_escape(struct buf *b, const char *s, size_t len, bool attr);
 
+/* Parses one serialised element (default namespace jabber:client unless it
+ * declares its own) into a tree in a; NULL if it is not one well-formed
+ * element. Used for stanzas kept as text (queues, the store). */
+struct xml_node *xml_parse_fragment(struct arena *a, const char *text);
+
 #endif

@@ -17,7 +17,7 @@ CREATE TABLE logout ("owner" TEXT NOT NULL PRIMARY KEY, "time" BIGINT, "status" 
 CREATE TABLE roster_items (
     "owner" TEXT NOT NULL, "jid" TEXT NOT NULL, "name" TEXT,
     "sub_to" BOOLEAN, "sub_from" BOOLEAN, "ask_out" BOOLEAN, "ask_in" BOOLEAN,
-    "approved" BOOLEAN, "ask_in_xml" TEXT,
+    "approved" BOOLEAN, "ask_in_xml" TEXT, "in_roster" BOOLEAN,
     PRIMARY KEY ("owner", "jid")
 );
 CREATE TABLE roster_groups (

@@ -17,7 +17,7 @@ CREATE TABLE logout ("owner" TEXT NOT NULL PRIMARY KEY, "time" INTEGER, "status"
 CREATE TABLE roster_items (
     "owner" TEXT NOT NULL, "jid" TEXT NOT NULL, "name" TEXT,
     "sub_to" INTEGER, "sub_from" INTEGER, "ask_out" INTEGER, "ask_in" INTEGER,
-    "approved" INTEGER, "ask_in_xml" TEXT,
+    "approved" INTEGER, "ask_in_xml" TEXT, "in_roster" INTEGER,
     PRIMARY KEY ("owner", "jid")
 );
 CREATE TABLE roster_groups (

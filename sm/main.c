@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* parley-sm: sessions, presence, roster, delivery and the IM features.
+ * main() hands the skeleton its hooks. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+
+#include "alloc.h"
+#include "comp_client.h"
+#include "daemon.h"
+#include "hmap.h"
+#include "sm.h"
+#include "sm_link.h"
+#include "store_cfg.h"
+#include "arena.h"
+
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sm_user_housekeeping(arg);
+}
+
+static int by_order(const void *x, const void *y)
+{
+    const struct sm_feature *a = *(const struct sm_feature *const *)x;
+    const struct sm_feature *b = *(const struct sm_feature *const *)y;
+    return a->order != b->order ? (a->order > b->order) - (a->order < b->order)
+                                : strcmp(a->name, b->name);
+}
+
+static int features_init(struct sm *sm, struct err *err)
+{
+    sm->nfeatures = sm_feature_count;
+    sm->features = xcalloc(sm->nfeatures + 1, sizeof(*sm->features));
+    for (size_t i = 0; i < sm->nfeatures; i++)
+        sm->features[i] = sm_feature_registry[i];
+    qsort(sm->features, sm->nfeatures, sizeof(*sm->features), by_order);
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i]->init != NULL && sm->features[i]->init(sm, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void *sm_init(struct daemon *d, const struct common_cfg *common, const void *cfgp,
+                     struct err *err)
+{
+    const struct sm_cfg *cfg = cfgp;
+    struct sm *sm = xcalloc(1, sizeof(*sm));
+    sm->base = daemon_base(d);
+    sm->common = common;
+    sm->cfg = cfg;
+    sm->name = xstrdup(daemon_name_override(d) ? daemon_name_override(d) : cfg->name);
+    sm->users = hmap_new();
+    sm->sessions = hmap_new();
+    sm->started_us = sm_now_us();
+    log_ctx_set(&sm->lc, "sm %s", sm->name);
+    struct arena *a = arena_new(0);
+    struct store_cfg scfg;
+    store_cfg_from_common(common, a, &scfg);
+    sm->st = store_open(sm->base, &scfg, true, false, err);
+    arena_free(&a);
+    if (sm->st == NULL || features_init(sm, err) < 0 || sm_link_start(sm, err) < 0) {
+        store_close(&sm->st);
+        hmap_free(&sm->users);
+        hmap_free(&sm->sessions);
+        free((char *)sm->name);
+        free(sm);
+        return NULL;
+    }
+    sm->housekeeping = event_new(sm->base, -1, EV_PERSIST, on_housekeeping, sm);
+    struct timeval sec = {1, 0};
+    event_add(sm->housekeeping, &sec);
+    return sm;
+}
+
+static void sm_stop(void *ctx)
+{
+    struct sm *sm = ctx;
+    event_del(sm->housekeeping);
+    comp_client_free(&sm->link);
+}
+
+static bool sm_busy(void *ctx)
+{
+    const struct sm *sm = ctx;
+    return sm->st != NULL && store_pending(sm->st) > 0;
+}
+
+static void sm_fini(void *ctx)
+{
+    struct sm *sm = ctx;
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i]->fini != NULL)
+            sm->features[i]->fini(sm);
+    }
+    free(sm->features);
+    sm_graces_free(sm);
+    sm_users_free_all(sm);
+    store_close(&sm->st);
+    event_free(sm->housekeeping);
+    hmap_free(&sm->users);
+    hmap_free(&sm->sessions);
+    log_info(&sm->lc, "handled %llu stanzas, delivered %llu, stored offline %llu",
+             (unsigned long long)sm->stats.stanzas_in, (unsigned long long)sm->stats.delivered,
+             (unsigned long long)sm->stats.stored_offline);
+    free((char *)sm->name);
+    free(sm);
+}
+
+static const struct daemon_hooks hooks = {
+    .prog = "parley-sm",
+    .section = "sm",
+    .table = &sm_cfg_table,
+    .init = sm_init,
+    .stop = sm_stop,
+    .busy = sm_busy,
+    .fini = sm_fini,
+};
+
+int main(int argc, char **argv)
+{
+    return daemon_run(argc, argv, &hooks);
+}

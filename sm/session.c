@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions and their links to the c2s (docs/protocol.md §8): start with
+ * the resource conflict policy, end, sequence numbers and cumulative acks,
+ * unacknowledged envelopes kept and replayed, and what happens when a c2s
+ * goes away. */
+#include "sm.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "alloc.h"
+#include "arena.h"
+#include "buf.h"
+#include "comp_handshake.h"
+#include "hmap.h"
+#include "sm_link.h"
+#include "xml.h"
+
+/* An envelope sent to a c2s and not yet acknowledged. */
+struct sm_unacked {
+    uint64_t seq;
+    char *stanza; /* the inner stanza, serialised in jabber:client */
+    char *origin;
+    struct sm_unacked *next;
+};
+
+static void key_of(char *out, size_t len, const char *c2s, const char *sid)
+{
+    snprintf(out, len, "%s/%s", c2s, sid);
+}
+
+/* Serialises and sends envelope number seq of s (ack piggybacked). */
+static void send_envelope(struct sm_session *s, uint64_t seq, const char *inner, const char *origin)
+{
+    struct sm *sm = s->user->sm;
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, "<route xmlns='" PL_NS_ROUTER "' from='");
+    xml_escape(&b, sm->name, strlen(sm->name), true);
+    buf_append_str(&b, "' to='");
+    xml_escape(&b, s->c2s, strlen(s->c2s), true);
+    buf_append_str(&b, "' sid='");
+    xml_escape(&b, s->sid, strlen(s->sid), true);
+    buf_append_char(&b, '\'');
+    if (seq > 0)
+        buf_printf(&b, " seq='%" PRIu64 "'", seq);
+    buf_printf(&b, " ack='%" PRIu64 "'", s->in_seq);
+    if (origin != NULL) {
+        buf_append_str(&b, " o='");
+        xml_escape(&b, origin, strlen(origin), true);
+        buf_append_char(&b, '\'');
+    }
+    if (inner == NULL) {
+        buf_append_str(&b, "/>");
+    } else {
+        buf_append_char(&b, '>');
+        buf_append_str(&b, inner);
+        buf_append_str(&b, "</route>");
+    }
+    /* A failed send is not lost: the envelope stays unacked and is
+     * replayed when the c2s or the router link returns. */
+    (void)sm_link_send(sm, b.data, b.len);
+    buf_fini(&b);
+}
+
+/* Queues inner (serialised) for the session's c2s and sends it. */
+static void session_send_raw(struct sm_session *s, const char *inner, const char *origin)
+{
+    struct sm_unacked *u = xcalloc(1, sizeof(*u));
+    u->seq = ++s->out_seq;
+    u->stanza = xstrdup(inner);
+    u->origin = origin ? xstrdup(origin) : NULL;
+    if (s->unacked_tail != NULL)
+        s->unacked_tail->next = u;
+    else
+        s->unacked_head = u;
+    s->unacked_tail = u;
+    s->nunacked++;
+    send_envelope(s, u->seq, u->stanza, u->origin);
+}
+
+void sm_session_write(struct sm_session *s, const struct xml_node *st, const char *origin)
+{
+    struct buf b = BUF_INIT;
+    xml_serialize(&b, st, PL_NS_ROUTER);
+    session_send_raw(s, buf_cstr(&b), origin);
+    buf_fini(&b);
+    s->user->sm->stats.delivered++;
+}
+
+static void ack_upto(struct sm_session *s, uint64_t ack)
+{
+    while (s->unacked_head != NULL && s->unacked_head->seq <= ack) {
+        struct sm_unacked *u = s->unacked_head;
+        s->unacked_head = u->next;
+        if (s->unacked_head == NULL)
+            s->unacked_tail = NULL;
+        free(u->stanza);
+        free(u->origin);
+        free(u);
+        s->nunacked--;
+    }
+    if (ack > s->out_acked)
+        s->out_acked = ack;
+}
+
+static void replay(struct sm_session *s)
+{
+    for (struct sm_unacked *u = s->unacked_head; u != NULL; u = u->next)
+        send_envelope(s, u->seq, u->stanza, u->origin);
+}
+
+void sm_session_free(struct sm_session *s)
+{
+    struct sm_user *u = s->user;
+    char key[512];
+    key_of(key, sizeof(key), s->c2s, s->sid);
+    hmap_del(u->sm->sessions, key);
+    for (struct sm_session **pp = &u->sessions; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    ack_upto(s, UINT64_MAX);
+    if (s->directed != NULL)
+        hmap_free(&s->directed);
+    free(s->jid);
+    free(s->res);
+    free(s->c2s);
+    free(s->sid);
+    free(s->presence);
+    free(s);
+}
+
+/* Moves unacknowledged messages of a session that cannot be reached any
+ * more to the offline queue (chat and normal ones; RFC 6121 §8.5.2). */
+static void unacked_to_offline(struct sm_session *s)
+{
+    struct sm *sm = s->user->sm;
+    for (struct sm_unacked *u = s->unacked_head; u != NULL; u = u->next) {
+        struct sm_pkt *p = sm_pkt_new(sm);
+        struct xml_node *st = xml_parse_fragment(p->a, u->stanza);
+        if (st == NULL || strcmp(st->name, "message") != 0) {
+            sm_pkt_free(p);
+            continue;
+        }
+        sm_pkt_free(p);
+        struct sm_pkt *q = sm_pkt_from_node(sm, st, SM_TO_USER);
+        if (q == NULL)
+            continue;
+        q->user = s->user;
+        sm_offline_store(q);
+        if (!q->kept)
+            sm_pkt_free(q);
+    }
+}
+
+void sm_session_end(struct sm_session *s, const char *reason, bool tell_c2s)
+{
+    struct sm *sm = s->user->sm;
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i]->on_session_end != NULL)
+            sm->features[i]->on_session_end(s);
+    }
+    if (tell_c2s) {
+        struct buf b = BUF_INIT;
+        buf_append_str(&b, "<end xmlns='" SM_NS_SESSION "'");
+        if (reason != NULL)
+            buf_printf(&b, " reason='%s'", reason);
+        buf_append_str(&b, "/>");
+        session_send_raw(s, b.data, NULL);
+        buf_fini(&b);
+    } else {
+        unacked_to_offline(s);
+    }
+    log_info(&sm->lc, "session %s ended%s%s", s->jid, reason ? ": " : "", reason ? reason : "");
+    sm_session_free(s);
+}
+
+static void send_started(struct sm_session *s)
+{
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, "<started xmlns='" SM_NS_SESSION "' jid='");
+    xml_escape(&b, s->jid, strlen(s->jid), true);
+    buf_append_str(&b, "'/>");
+    session_send_raw(s, b.data, NULL);
+    buf_fini(&b);
+}
+
+/* A reply that is not part of any session yet (a refused start). */
+static void refuse(struct sm *sm, const char *c2s, const char *sid, enum xmpp_cond cond)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "<route xmlns='" PL_NS_ROUTER "' from='%s' to='%s' sid='%s'>"
+             "<failed xmlns='" SM_NS_SESSION "' cond='%s'/></route>",
+             sm->name, c2s, sid, xmpp_cond_name(cond));
+    (void)sm_link_send(sm, buf, strlen(buf));
+}
+
+static char *random_resource(void)
+{
+    char id[COMP_STREAM_ID_LEN + 1];
+    comp_stream_id(id);
+    char *r = xmalloc(sizeof("parley-") + 12);
+    memcpy(r, "parley-", 7);
+    memcpy(r + 7, id, 12);
+    r[19] = '\0';
+    return r;
+}
+
+static void session_create(struct sm *sm, struct sm_user *u, const char *c2s, const char *sid,
+                           struct jid *j, struct arena *a)
+{
+    char *res = xstrdup(j->resource);
+    struct sm_session *old = sm_user_session(u, res);
+    if (old != NULL) {
+        switch ((enum sm_conflict)sm->cfg->resource_conflict) {
+        case SM_CONFLICT_REPLACE:
+            sm_presence_broadcast_unavailable(old, "Replaced by new connection");
+            sm_session_end(old, "conflict", true);
+            break;
+        case SM_CONFLICT_REFUSE:
+            free(res);
+            refuse(sm, c2s, sid, XMPP_COND_CONFLICT);
+            return;
+        case SM_CONFLICT_GENERATE:
+            free(res);
+            res = random_resource();
+            break;
+        }
+    }
+    struct sm_session *s = xcalloc(1, sizeof(*s));
+    s->user = u;
+    s->res = res;
+    s->jid = arena_printf(a, "%s/%s", u->jid, res);
+    s->jid = xstrdup(s->jid);
+    s->c2s = xstrdup(c2s);
+    s->sid = xstrdup(sid);
+    s->next = u->sessions;
+    u->sessions = s;
+    char key[512];
+    key_of(key, sizeof(key), c2s, sid);
+    hmap_put(sm->sessions, key, s);
+    send_started(s);
+    log_info(&sm->lc, "session %s started on %s", s->jid, c2s);
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i]->on_session_start != NULL)
+            sm->features[i]->on_session_start(s);
+    }
+}
+
+/* A start waits for the user to be loaded: it runs as a pkt. */
+static void on_start(struct sm *sm, const char *c2s, const char *sid, uint64_t seq,
+                     const struct xml_node *start)
+{
+    struct sm_session *s;
+    char key[512];
+    key_of(key, sizeof(key), c2s, sid);
+    if ((s = hmap_get(sm->sessions, key)) != NULL) {
+        /* A resumed start after a restart of the router or the c2s link. */
+        s->in_seq = seq > s->in_seq ? seq : s->in_seq;
+        send_started(s);
+        replay(s);
+        return;
+    }
+    struct arena *a = arena_new(512);
+    struct jid j;
+    const char *jid = xml_attr_get(start, "jid");
+    if (jid == NULL || jid_parse_str(a, jid, &j, NULL) < 0 || j.local == NULL ||
+        j.resource == NULL || !sm_is_local_domain(sm, j.domain)) {
+        refuse(sm, c2s, sid, XMPP_COND_JID_MALFORMED);
+        arena_free(&a);
+        return;
+    }
+    struct sm_user *u = sm_user_get(sm, jid_bare(a, &j));
+    if (u->state == SM_USER_LOADING) {
+        /* Come back when loaded: wrap as a pkt whose resume re-enters here. */
+        sm_start_wait(sm, u, c2s, sid, seq, start);
+        arena_free(&a);
+        return;
+    }
+    if (u->state == SM_USER_MISSING) {
+        refuse(sm, c2s, sid, XMPP_COND_NOT_AUTHORIZED);
+        arena_free(&a);
+        return;
+    }
+    session_create(sm, u, c2s, sid, &j, a);
+    if ((s = hmap_get(sm->sessions, key)) != NULL)
+        s->in_seq = seq;
+    arena_free(&a);
+}
+
+static void resume_start(struct sm_pkt *p)
+{
+    struct sm *sm = p->sm;
+    const struct xml_node *env = p->st;
+    const char *seq = xml_attr_get(env, "seq");
+    on_start(sm, xml_attr_get(env, "from"), xml_attr_get(env, "sid"),
+             seq ? strtoull(seq, NULL, 10) : 0, xml_child(env, SM_NS_SESSION, "start"));
+    sm_pkt_free(p);
+}
+
+void sm_start_wait(struct sm *sm, struct sm_user *u, const char *c2s, const char *sid, uint64_t seq,
+                   const struct xml_node *start)
+{
+    struct sm_pkt *p = sm_pkt_new(sm);
+    struct xml_node *env = xml_elem_new(p->a, PL_NS_ROUTER, "route");
+    xml_attr_set(p->a, env, "from", c2s);
+    xml_attr_set(p->a, env, "sid", sid);
+    char num[32];
+    snprintf(num, sizeof(num), "%" PRIu64, seq);
+    xml_attr_set(p->a, env, "seq", num);
+    xml_append(env, xml_node_copy(p->a, start));
+    p->st = env;
+    p->resume = resume_start;
+    sm_user_wait(u, p);
+}
+
+static uint64_t attr_u64(const struct xml_node *n, const char *name)
+{
+    const char *v = xml_attr_get(n, name);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+/* A stanza from a client: checked, then into the pipeline. */
+static void on_client_stanza(struct sm_session *s, const struct xml_node *st, const char *origin)
+{
+    struct sm *sm = s->user->sm;
+    struct sm_pkt *p = sm_pkt_from_node(sm, st, SM_FROM_SESSION);
+    if (p == NULL)
+        return;
+    if (strcmp(jid_full(p->a, &p->from), s->jid) != 0) {
+        /* The c2s stamps from; anything else is a bug between daemons. */
+        log_warn(&sm->lc, "session %s sent a stanza from %s; dropped", s->jid,
+                 jid_full(p->a, &p->from));
+        sm_pkt_free(p);
+        return;
+    }
+    p->sess = s;
+    p->origin = arena_strdup(p->a, origin);
+    sm_dispatch(sm, p);
+}
+
+void sm_session_on_envelope(struct sm *sm, struct xml_node *env, const char *raw, size_t len)
+{
+    (void)raw;
+    (void)len;
+    const char *c2s = xml_attr_get(env, "from");
+    const char *sid = xml_attr_get(env, "sid");
+    const char *type = xml_attr_get(env, "type");
+    if (type != NULL && strcmp(type, "error") == 0) {
+        /* Our envelope bounced: that c2s is gone; its down notice follows. */
+        log_info(&sm->lc, "envelope to %s bounced: %s", xml_attr_get(env, "from"),
+                 xml_attr_get(env, "cond") ? xml_attr_get(env, "cond") : "?");
+        return;
+    }
+    if (c2s == NULL || sid == NULL) {
+        log_warn(&sm->lc, "envelope without from or sid dropped");
+        return;
+    }
+    uint64_t seq = attr_u64(env, "seq");
+    struct xml_node *child = xml_first_elem(env);
+    char key[512];
+    key_of(key, sizeof(key), c2s, sid);
+    struct sm_session *s = hmap_get(sm->sessions, key);
+    if (child != NULL && xml_is(child, SM_NS_SESSION, "start")) {
+        on_start(sm, c2s, sid, seq, child);
+        return;
+    }
+    if (s == NULL) {
+        if (child != NULL && !xml_is(child, SM_NS_SESSION, "end"))
+            refuse(sm, c2s, sid, XMPP_COND_ITEM_NOT_FOUND);
+        return;
+    }
+    ack_upto(s, attr_u64(env, "ack"));
+    if (seq == 0)
+        return; /* a pure ack */
+    if (seq <= s->in_seq) {
+        send_envelope(s, 0, NULL, NULL); /* a replayed duplicate: ack it again */
+        return;
+    }
+    s->in_seq = seq;
+    if (child == NULL)
+        return;
+    if (xml_is(child, SM_NS_SESSION, "end")) {
+        sm_presence_broadcast_unavailable(s, NULL);
+        sm_session_end(s, NULL, false);
+        return;
+    }
+    char origin[256];
+    snprintf(origin, sizeof(origin), "%s:%" PRIu64, sid, seq);
+    on_client_stanza(s, child, origin);
+    /* Handled (delivered, stored, forwarded or answered): acknowledge. The
+     * session may have ended meanwhile. */
+    if ((s = hmap_get(sm->sessions, key)) != NULL)
+        send_envelope(s, 0, NULL, NULL);
+}
+
+struct sm_grace {
+    struct sm *sm;
+    char *c2s;
+    struct event *ev;
+    struct sm_grace *next;
+};
+
+static void grace_free(struct sm_grace *g)
+{
+    for (struct sm_grace **pp = &g->sm->graces; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    event_free(g->ev);
+    free(g->c2s);
+    free(g);
+}
+
+void sm_graces_free(struct sm *sm)
+{
+    while (sm->graces != NULL)
+        grace_free(sm->graces);
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    struct sm_grace *g = arg;
+    (void)fd;
+    (void)what;
+    struct sm *sm = g->sm;
+    /* Every session still waiting on that c2s ends now, in batches because
+     * ending one changes the map being walked. */
+    struct sm_session *victims[256];
+    size_t n;
+    do {
+        n = 0;
+        struct hmap_iter it = {0};
+        void *v;
+        while (n < 256 && hmap_next(sm->sessions, &it, NULL, &v)) {
+            struct sm_session *s = v;
+            if (strcmp(s->c2s, g->c2s) == 0 && s->c2s_down)
+                victims[n++] = s;
+        }
+        for (size_t i = 0; i < n; i++) {
+            sm_presence_broadcast_unavailable(victims[i], NULL);
+            sm_session_end(victims[i], NULL, false);
+        }
+    } while (n == 256);
+    grace_free(g);
+}
+
+void sm_sessions_c2s_down(struct sm *sm, const char *c2s)
+{
+    size_t n = 0;
+    struct hmap_iter it = {0};
+    void *v;
+    while (hmap_next(sm->sessions, &it, NULL, &v)) {
+        struct sm_session *s = v;
+        if (strcmp(s->c2s, c2s) == 0) {
+            s->c2s_down = true;
+            n++;
+        }
+    }
+    if (n == 0)
+        return;
+    log_notice(&sm->lc, "%s went down with %zu sessions; waiting %ld ms for it", c2s, n,
+               sm->cfg->session_grace_ms);
+    struct sm_grace *g = xcalloc(1, sizeof(*g));
+    g->sm = sm;
+    g->c2s = xstrdup(c2s);
+    g->next = sm->graces;
+    sm->graces = g;
+    g->ev = evtimer_new(sm->base, on_grace, g);
+    struct timeval tv = {sm->cfg->session_grace_ms / 1000,
+                         (sm->cfg->session_grace_ms % 1000) * 1000};
+    evtimer_add(g->ev, &tv);
+}
+
+void sm_sessions_c2s_up(struct sm *sm, const char *c2s)
+{
+    struct hmap_iter it = {0};
+    void *v;
+    while (hmap_next(sm->sessions, &it, NULL, &v)) {
+        struct sm_session *s = v;
+        if (strcmp(s->c2s, c2s) == 0 && s->c2s_down) {
+            s->c2s_down = false;
+            replay(s);
+        }
+    }
+}
