@@ -168,6 +168,9 @@ static void to_user(struct sm_pkt *p)
     for (struct sm_session *s = p->user->sessions; s != NULL; s = s->next) {
         if (s->available && entitled(p, s))
             sm_session_write(s, p->st, p->origin);
+        else
+            log_debug(&p->sm->lc, "presence from %s not shown to %s", jid_full(p->a, &p->from),
+                      s->jid);
     }
 }
 

@@ -51,14 +51,12 @@ static void outbound(struct sm_pkt *p)
     struct sm_user *u = p->user;
     const char *contact = jid_bare(p->a, &p->to);
     struct sm_item *it = item_for(u, contact, true);
-    bool route = true;
+    bool route = true, show_presence = false;
     if (!strcmp(p->type, "subscribe")) {
         if (!it->sub_to && !it->ask_out) {
             it->ask_out = true;
             it->in_roster = true;
             changed(u, it);
-        } else if (sm_user_item(u, contact) != it) {
-            sm_user_save_item(u, it);
         }
     } else if (!strcmp(p->type, "subscribed")) {
         if (it->ask_in) {
@@ -68,7 +66,7 @@ static void outbound(struct sm_pkt *p)
             it->ask_in_xml = NULL;
             it->in_roster = true;
             changed(u, it);
-            presence_send_current(u, contact); /* §3.1.5 */
+            show_presence = true; /* §3.1.5, after the subscribed itself */
         } else if (!it->sub_from && !it->approved) {
             it->approved = true; /* §3.4 pre-approval */
             changed(u, it);
@@ -101,6 +99,8 @@ static void outbound(struct sm_pkt *p)
     }
     if (route)
         route_bare(p, contact);
+    if (show_presence)
+        presence_send_current(u, contact);
 }
 
 /* Delivers an inbound subscription stanza to the user's available

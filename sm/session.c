@@ -86,6 +86,7 @@ void sm_session_write(struct sm_session *s, const struct xml_node *st, const cha
 {
     struct buf b = BUF_INIT;
     xml_serialize(&b, st, PL_NS_ROUTER);
+    log_debug(&s->user->sm->lc, "to %s: %s", s->jid, buf_cstr(&b));
     session_send_raw(s, buf_cstr(&b), origin);
     buf_fini(&b);
     s->user->sm->stats.delivered++;

@@ -316,7 +316,7 @@ class Deployment:
                 d.stop()
             except AssertionError as e:
                 errors.append(str(e))
-        if not errors:
+        if not errors and not os.environ.get("PARLEY_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
         if errors:
             raise AssertionError("\n".join(errors))
