@@ -36,6 +36,9 @@ int ctl_store_open(struct ctl *ctl, bool create, bool migrate);
 /* Runs the event loop until *done is true. */
 void ctl_wait(struct ctl *ctl, const bool *done);
 
+/* parleyctl init DIR --domain D [...]: writes a new deployment into DIR.
+ * argv[0] is "init"; runs without a configuration (ctl->common is NULL). */
+int ctl_init(struct ctl *ctl, int argc, char **argv);
 int ctl_user(struct ctl *ctl, int argc, char **argv);
 int ctl_db(struct ctl *ctl, int argc, char **argv);
 

@@ -20,6 +20,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: parleyctl [--config FILE] COMMAND ...\n"
+            "  init DIR --domain D [...]   write a new deployment into DIR: parley.xml,\n"
+            "                              certificate, database (init --help for options)\n"
             "  user add JID [PASSWORD]     create an account (password from stdin if not given)\n"
             "  user passwd JID [PASSWORD]  change its password\n"
             "  user del JID                delete the account and everything stored for it\n"
@@ -66,6 +68,25 @@ static int load_config(struct ctl *ctl, struct common_cfg *common)
     return CTL_OK;
 }
 
+/* A command that works on the configured store. */
+static int run_command(struct ctl *ctl, int argc, char **argv)
+{
+    int rc;
+    ctl->base = event_base_new();
+    if (strcmp(argv[0], "user") == 0) {
+        rc = ctl_user(ctl, argc - 1, argv + 1);
+    } else if (strcmp(argv[0], "db") == 0) {
+        rc = ctl_db(ctl, argc - 1, argv + 1);
+    } else {
+        usage(stderr);
+        rc = CTL_USAGE;
+    }
+    store_close(&ctl->st);
+    event_base_free(ctl->base);
+    ctl->base = NULL;
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -100,20 +121,15 @@ int main(int argc, char **argv)
     if (log_open("parleyctl", LOG_SINK_STDERR, NULL, LOG_LEVEL_WARN) < 0)
         return CTL_FAIL;
     ctl.a = arena_new(0);
-    struct common_cfg common;
-    int rc = load_config(&ctl, &common);
-    if (rc == CTL_OK) {
-        ctl.base = event_base_new();
-        if (strcmp(argv[0], "user") == 0) {
-            rc = ctl_user(&ctl, argc - 1, argv + 1);
-        } else if (strcmp(argv[0], "db") == 0) {
-            rc = ctl_db(&ctl, argc - 1, argv + 1);
-        } else {
-            usage(stderr);
-            rc = CTL_USAGE;
-        }
-        store_close(&ctl.st);
-        event_base_free(ctl.base);
+    int rc;
+    if (strcmp(argv[0], "init") == 0) {
+        /* init writes the configuration, so it runs without loading one. */
+        rc = ctl_init(&ctl, argc, argv);
+    } else {
+        struct common_cfg common;
+        rc = load_config(&ctl, &common);
+        if (rc == CTL_OK)
+            rc = run_command(&ctl, argc, argv);
     }
     arena_free(&ctl.a);
     log_close();
