@@ -92,9 +92,9 @@ static void cc_write(struct comp_client *cc, const char *s, size_t n)
 static void cc_send_bind(struct comp_client *cc, const char *name)
 {
     struct buf b = BUF_INIT;
-    buf_append_str(&b, "<bind xmlns='" PL_NS_ROUTER "' name='");
-    xml_escape(&b, name, strlen(name), true);
-    buf_append_str(&b, "'/>");
+    buf_append_str(&b, "<bind xmlns='" PL_NS_ROUTER "'");
+    xml_append_attr(&b, "name", name);
+    buf_append_str(&b, "/>");
     cc_write(cc, b.data, b.len);
     buf_fini(&b);
 }

@@ -38,7 +38,9 @@ struct conn_ops {
  * freed later from its own event (event_base_once), never inside a callback
  * of this conn. Every conn_* call stays safe on c until on_close returns
  * (writes are then ignored); after that c is invalid. on_close is never
- * called from inside a conn_* call: only from the event loop. */
+ * called from inside a conn_* call: only from the event loop. Before freeing
+ * the event_base, close every conn and let the loop run until it has no
+ * events left, so the deferred frees happen. */
 
 /* Wraps an accepted or connected socket (non-blocking is set here; TCP_NODELAY
  * too for TCP). The conn owns fd from now on and closes it. ops and arg must

@@ -564,3 +564,25 @@ void xml_serialize(struct buf *b, const struct xml_node *n, const char *parent_n
     if (s.v != s.inline_v)
         free(s.v);
 }
+
+void xml_append_attr(struct buf *b, const char *name, const char *value)
+{
+    buf_append_char(b, ' ');
+    buf_append_str(b, name);
+    buf_append_str(b, "='");
+    xml_escape(b, value, strlen(value), true);
+    buf_append_char(b, '\'');
+}
+
+void xml_append_stream_error(struct buf *b, enum xmpp_cond cond, const char *text)
+{
+    if (!xmpp_cond_is_stream(cond))
+        cond = XMPP_COND_STREAM_UNDEFINED_CONDITION;
+    buf_printf(b, "<stream:error><%s xmlns='" XMPP_NS_STREAMS "'/>", xmpp_cond_name(cond));
+    if (text != NULL && text[0] != '\0') {
+        buf_append_str(b, "<text xmlns='" XMPP_NS_STREAMS "'>");
+        xml_escape(b, text, strlen(text), false);
+        buf_append_str(b, "</text>");
+    }
+    buf_append_str(b, "</stream:error>");
+}

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "err.h"
+
 struct arena;
 struct buf;
 
@@ -97,6 +99,14 @@ void xml_serialize(struct buf *b, const struct xml_node *n, const char *parent_n
  * XML 1.0 forbids (NUL and other C0 controls but tab, LF and CR; U+FFFE,
  * U+FFFF) are written as U+FFFD, one for each offending byte. */
 void xml_escape(struct buf *b, const char *s, size_t len, bool attr);
+
+/* Appends ` name='value'` with value escaped: the way hand-built XML in
+ * Parley writes an attribute. */
+void xml_append_attr(struct buf *b, const char *name, const char *value);
+/* Appends <stream:error> with the condition (a stream one; anything else
+ * becomes undefined-condition) and, when text is not empty, a <text/>. The
+ * stream prefix must be declared on the stream header. */
+void xml_append_stream_error(struct buf *b, enum xmpp_cond cond, const char *text);
 
 /* Parses one serialised element (default namespace jabber:client unless it
  * declares its own) into a tree in a; NULL if it is not one well-formed

@@ -104,16 +104,10 @@ static void reply(struct conn *c, const char *elem, const char *name, const char
 {
     struct buf b = BUF_INIT;
     buf_printf(&b, "<%s xmlns='" PL_NS_ROUTER "'", elem);
-    if (name != NULL) {
-        buf_append_str(&b, " name='");
-        xml_escape(&b, name, strlen(name), true);
-        buf_append_char(&b, '\'');
-    }
-    if (id != NULL) {
-        buf_append_str(&b, " id='");
-        xml_escape(&b, id, strlen(id), true);
-        buf_append_char(&b, '\'');
-    }
+    if (name != NULL)
+        xml_append_attr(&b, "name", name);
+    if (id != NULL)
+        xml_append_attr(&b, "id", id);
     if (cond == XMPP_COND_NONE) {
         buf_append_str(&b, " type='result'/>");
     } else {
@@ -182,18 +176,18 @@ static void on_unbind(struct conn *c, const struct xml_node *st)
 
 static void notice_build(struct buf *b, const struct conn *subject, bool up)
 {
-    buf_append_str(b, "<component xmlns='" PL_NS_ROUTER "' name='");
-    xml_escape(b, subject->name, strlen(subject->name), true);
-    buf_printf(b, "' state='%s'", up ? "up" : "down");
+    buf_append_str(b, "<component xmlns='" PL_NS_ROUTER "'");
+    xml_append_attr(b, "name", subject->name);
+    xml_append_attr(b, "state", up ? "up" : "down");
     if (!up || subject->nbinds == 0) {
         buf_append_str(b, "/>");
         return;
     }
     buf_append_char(b, '>');
     for (size_t i = 0; i < subject->nbinds; i++) {
-        buf_append_str(b, "<bind name='");
-        xml_escape(b, subject->binds[i], strlen(subject->binds[i]), true);
-        buf_append_str(b, "'/>");
+        buf_append_str(b, "<bind");
+        xml_append_attr(b, "name", subject->binds[i]);
+        buf_append_str(b, "/>");
     }
     buf_append_str(b, "</component>");
 }

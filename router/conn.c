@@ -269,12 +269,10 @@ static void send_header(struct conn *c, const char *from)
     struct buf b = BUF_INIT;
     buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns:stream='" XML_NS_STREAM
                        "' xmlns='" XML_NS_COMP "'");
-    if (from != NULL) {
-        buf_append_str(&b, " from='");
-        xml_escape(&b, from, strlen(from), true);
-        buf_append_char(&b, '\'');
-    }
-    buf_printf(&b, " id='%s'>", c->stream_id);
+    if (from != NULL)
+        xml_append_attr(&b, "from", from);
+    xml_append_attr(&b, "id", c->stream_id);
+    buf_append_char(&b, '>');
     conn_write(c, b.data, b.len);
     buf_fini(&b);
     c->header_sent = true;

@@ -181,9 +181,7 @@ static void bounce_envelope(struct conn *c, const struct xml_node *st, const cha
             name = "from";
         else if (!strcmp(name, "from"))
             name = "to";
-        buf_printf(&b, " %s='", name);
-        xml_escape(&b, at->value, strlen(at->value), true);
-        buf_append_char(&b, '\'');
+        xml_append_attr(&b, name, at->value);
     }
     buf_printf(&b, " type='error' cond='%s'>", xmpp_cond_name(cond));
     const char *inner;

@@ -38,21 +38,15 @@ static void send_envelope(struct sm_session *s, uint64_t seq, const char *inner,
 {
     struct sm *sm = s->user->sm;
     struct buf b = BUF_INIT;
-    buf_append_str(&b, "<route xmlns='" PL_NS_ROUTER "' from='");
-    xml_escape(&b, sm->name, strlen(sm->name), true);
-    buf_append_str(&b, "' to='");
-    xml_escape(&b, s->c2s, strlen(s->c2s), true);
-    buf_append_str(&b, "' sid='");
-    xml_escape(&b, s->sid, strlen(s->sid), true);
-    buf_append_char(&b, '\'');
+    buf_append_str(&b, "<route xmlns='" PL_NS_ROUTER "'");
+    xml_append_attr(&b, "from", sm->name);
+    xml_append_attr(&b, "to", s->c2s);
+    xml_append_attr(&b, "sid", s->sid);
     if (seq > 0)
         buf_printf(&b, " seq='%" PRIu64 "'", seq);
     buf_printf(&b, " ack='%" PRIu64 "'", s->in_seq);
-    if (origin != NULL) {
-        buf_append_str(&b, " o='");
-        xml_escape(&b, origin, strlen(origin), true);
-        buf_append_char(&b, '\'');
-    }
+    if (origin != NULL)
+        xml_append_attr(&b, "o", origin);
     if (inner == NULL) {
         buf_append_str(&b, "/>");
     } else {
@@ -185,9 +179,9 @@ void sm_session_end(struct sm_session *s, const char *reason, bool tell_c2s)
 static void send_started(struct sm_session *s)
 {
     struct buf b = BUF_INIT;
-    buf_append_str(&b, "<started xmlns='" SM_NS_SESSION "' jid='");
-    xml_escape(&b, s->jid, strlen(s->jid), true);
-    buf_append_str(&b, "'/>");
+    buf_append_str(&b, "<started xmlns='" SM_NS_SESSION "'");
+    xml_append_attr(&b, "jid", s->jid);
+    buf_append_str(&b, "/>");
     session_send_raw(s, b.data, NULL);
     buf_fini(&b);
 }
