@@ -31,7 +31,7 @@ bool bind_allowed(const struct router *r, const char *comp, const char *name)
     return false;
 }
 
-static bool has_bind(const struct conn *c, const char *name)
+static bool has_bind(const struct peer *c, const char *name)
 {
     for (size_t i = 0; i < c->nbinds; i++) {
         if (strcmp(c->binds[i], name) == 0)
@@ -40,7 +40,7 @@ static bool has_bind(const struct conn *c, const char *name)
     return false;
 }
 
-bool bind_add(struct conn *c, const char *name)
+bool bind_add(struct peer *c, const char *name)
 {
     if (has_bind(c, name))
         return false;
@@ -65,7 +65,7 @@ bool bind_add(struct conn *c, const char *name)
     return true;
 }
 
-static void route_drop_conn(struct router *r, const char *name, struct conn *c)
+static void route_drop_conn(struct router *r, const char *name, struct peer *c)
 {
     struct route *rt = hmap_get(r->routes, name);
     if (rt == NULL)
@@ -84,7 +84,7 @@ static void route_drop_conn(struct router *r, const char *name, struct conn *c)
     }
 }
 
-static void bind_remove(struct conn *c, size_t i)
+static void bind_remove(struct peer *c, size_t i)
 {
     route_drop_conn(c->r, c->binds[i], c);
     if (strcmp(c->binds[i], "*") == 0)
@@ -93,13 +93,13 @@ static void bind_remove(struct conn *c, size_t i)
     c->binds[i] = c->binds[--c->nbinds];
 }
 
-void bind_remove_all(struct conn *c)
+void bind_remove_all(struct peer *c)
 {
     while (c->nbinds > 0)
         bind_remove(c, c->nbinds - 1);
 }
 
-static void reply(struct conn *c, const char *elem, const char *name, const char *id,
+static void reply(struct peer *c, const char *elem, const char *name, const char *id,
                   enum xmpp_cond cond)
 {
     struct buf b = BUF_INIT;
@@ -115,7 +115,7 @@ static void reply(struct conn *c, const char *elem, const char *name, const char
                    " type='error'><error type='%s'><%s xmlns='" XMPP_NS_STANZAS "'/></error></%s>",
                    xmpp_cond_type(cond), xmpp_cond_name(cond), elem);
     }
-    conn_write(c, b.data, b.len);
+    peer_write(c, b.data, b.len);
     buf_fini(&b);
 }
 
@@ -127,7 +127,7 @@ static char *lower_dup(const char *s)
     return p;
 }
 
-static void on_bind(struct conn *c, const struct xml_node *st)
+static void on_bind(struct peer *c, const struct xml_node *st)
 {
     const char *raw_name = xml_attr_get(st, "name");
     const char *id = xml_attr_get(st, "id");
@@ -149,7 +149,7 @@ static void on_bind(struct conn *c, const struct xml_node *st)
     free(name);
 }
 
-static void on_unbind(struct conn *c, const struct xml_node *st)
+static void on_unbind(struct peer *c, const struct xml_node *st)
 {
     const char *raw_name = xml_attr_get(st, "name");
     const char *id = xml_attr_get(st, "id");
@@ -174,7 +174,7 @@ static void on_unbind(struct conn *c, const struct xml_node *st)
     free(name);
 }
 
-static void notice_build(struct buf *b, const struct conn *subject, bool up)
+static void notice_build(struct buf *b, const struct peer *subject, bool up)
 {
     buf_append_str(b, "<component xmlns='" PL_NS_ROUTER "'");
     xml_append_attr(b, "name", subject->name);
@@ -192,33 +192,33 @@ static void notice_build(struct buf *b, const struct conn *subject, bool up)
     buf_append_str(b, "</component>");
 }
 
-void notice_component(struct router *r, struct conn *subject, bool up)
+void notice_component(struct router *r, struct peer *subject, bool up)
 {
     struct buf b = BUF_INIT;
     notice_build(&b, subject, up);
-    for (struct conn *c = r->conns; c != NULL; c = c->next) {
-        if (c != subject && c->watching && c->state == CONN_READY)
-            conn_write(c, b.data, b.len);
+    for (struct peer *c = r->conns; c != NULL; c = c->next) {
+        if (c != subject && c->watching && c->state == PEER_READY)
+            peer_write(c, b.data, b.len);
     }
     buf_fini(&b);
 }
 
-static void on_watch(struct conn *c)
+static void on_watch(struct peer *c)
 {
     if (c->watching)
         return;
     c->watching = true;
     struct buf b = BUF_INIT;
-    for (struct conn *o = c->r->conns; o != NULL; o = o->next) {
-        if (o != c && o->state == CONN_READY)
+    for (struct peer *o = c->r->conns; o != NULL; o = o->next) {
+        if (o != c && o->state == PEER_READY)
             notice_build(&b, o, true);
     }
     if (b.len > 0)
-        conn_write(c, b.data, b.len);
+        peer_write(c, b.data, b.len);
     buf_fini(&b);
 }
 
-void bind_on_element(struct conn *c, const struct xml_node *st)
+void bind_on_element(struct peer *c, const struct xml_node *st)
 {
     if (strcmp(st->name, "bind") == 0)
         on_bind(c, st);
@@ -227,14 +227,14 @@ void bind_on_element(struct conn *c, const struct xml_node *st)
     else if (strcmp(st->name, "watch") == 0)
         on_watch(c);
     else
-        conn_stream_error(c, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
+        peer_stream_error(c, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
                           "unknown router element <%s/>", st->name);
 }
 
 void bind_recheck_acl(struct router *r)
 {
-    for (struct conn *c = r->conns; c != NULL; c = c->next) {
-        if (c->state != CONN_READY)
+    for (struct peer *c = r->conns; c != NULL; c = c->next) {
+        if (c->state != PEER_READY)
             continue;
         if (common_cfg_component(r->common, c->name) == NULL)
             log_warn(&c->lc,

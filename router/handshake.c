@@ -22,37 +22,37 @@ static char *lower_dup(const char *s)
     return p;
 }
 
-int handshake_on_open(struct conn *c, const struct xml_node *hdr)
+int handshake_on_open(struct peer *c, const struct xml_node *hdr)
 {
     comp_stream_id(c->stream_id);
     const char *ns = xstream_default_ns(c->xs);
     const char *to = xml_attr_get(hdr, "to");
     if (strcmp(ns, XML_NS_COMP) != 0) {
-        conn_stream_error(c, XMPP_COND_STREAM_INVALID_NAMESPACE,
+        peer_stream_error(c, XMPP_COND_STREAM_INVALID_NAMESPACE,
                           "default namespace '%s' is not " XML_NS_COMP, ns);
         return -1;
     }
     if (to == NULL || to[0] == '\0') {
-        conn_stream_error(c, XMPP_COND_STREAM_HOST_UNKNOWN, "stream header has no 'to'");
+        peer_stream_error(c, XMPP_COND_STREAM_HOST_UNKNOWN, "stream header has no 'to'");
         return -1;
     }
     c->name = lower_dup(to);
     log_ctx_set(&c->lc, "%s %s", c->peer, c->name);
     if (common_cfg_component(c->r->common, c->name) == NULL) {
-        conn_send_header(c, c->name);
-        conn_stream_error(c, XMPP_COND_STREAM_HOST_UNKNOWN, "no component '%s' is configured",
+        peer_send_header(c, c->name);
+        peer_stream_error(c, XMPP_COND_STREAM_HOST_UNKNOWN, "no component '%s' is configured",
                           c->name);
         return -1;
     }
-    conn_send_header(c, c->name);
-    c->state = CONN_HANDSHAKE;
+    peer_send_header(c, c->name);
+    c->state = PEER_HANDSHAKE;
     return 0;
 }
 
-void handshake_on_stanza(struct conn *c, const struct xml_node *st, const char *raw, size_t len)
+void handshake_on_stanza(struct peer *c, const struct xml_node *st, const char *raw, size_t len)
 {
     if (!xml_is(st, XML_NS_COMP, "handshake")) {
-        conn_stream_error(c, XMPP_COND_STREAM_NOT_AUTHORIZED, "<%s/> before the handshake",
+        peer_stream_error(c, XMPP_COND_STREAM_NOT_AUTHORIZED, "<%s/> before the handshake",
                           st->name);
         return;
     }
@@ -63,25 +63,25 @@ void handshake_on_stanza(struct conn *c, const struct xml_node *st, const char *
     raw_inner(raw, len, &digest, &dlen);
     const struct comp_cfg *cc = common_cfg_component(c->r->common, c->name);
     if (cc == NULL || !comp_handshake_check(c->stream_id, cc->secret, digest, dlen)) {
-        conn_stream_error(c, XMPP_COND_STREAM_NOT_AUTHORIZED, "wrong handshake for '%s'", c->name);
+        peer_stream_error(c, XMPP_COND_STREAM_NOT_AUTHORIZED, "wrong handshake for '%s'", c->name);
         return;
     }
     if (hmap_get(c->r->by_name, c->name) != NULL) {
-        conn_stream_error(c, XMPP_COND_STREAM_CONFLICT, "component '%s' is already connected",
+        peer_stream_error(c, XMPP_COND_STREAM_CONFLICT, "component '%s' is already connected",
                           c->name);
         return;
     }
     event_del(c->timer);
     hmap_put(c->r->by_name, c->name, c);
-    c->state = CONN_READY;
+    c->state = PEER_READY;
     bind_add(c, c->name);
-    conn_write(c, "<handshake/>", 12);
+    peer_write(c, "<handshake/>", 12);
     log_notice(&c->lc, "component %s up", c->name);
     notice_component(c->r, c, true);
 }
 
-void handshake_on_timeout(struct conn *c)
+void handshake_on_timeout(struct peer *c)
 {
-    conn_stream_error(c, XMPP_COND_STREAM_CONNECTION_TIMEOUT,
+    peer_stream_error(c, XMPP_COND_STREAM_CONNECTION_TIMEOUT,
                       "no successful handshake within %ld ms", c->r->cfg->handshake_timeout_ms);
 }

@@ -49,7 +49,7 @@ static void router_stop(void *ctx)
         evconnlistener_free(r->listener);
         r->listener = NULL;
     }
-    conn_close_all(r, XMPP_COND_STREAM_SYSTEM_SHUTDOWN);
+    peer_close_all(r, XMPP_COND_STREAM_SYSTEM_SHUTDOWN);
 }
 
 static bool router_busy(void *ctx)
@@ -64,7 +64,7 @@ static void router_fini(void *ctx)
     log_info(NULL, "routed %llu stanzas, bounced %llu, dropped %llu, paused senders %llu times",
              (unsigned long long)r->stats.routed, (unsigned long long)r->stats.bounced,
              (unsigned long long)r->stats.dropped, (unsigned long long)r->stats.pauses);
-    conn_free_all(r);
+    peer_free_all(r);
     hmap_free(&r->routes);
     hmap_free(&r->by_name);
     free(r);

@@ -51,7 +51,7 @@ static bool domain_key(const char *jid, char *out, size_t *len_r)
  * with its own name as seed and the highest wins. The choice depends only
  * on the names, not on connection order, and a component joining or
  * leaving moves only the keys it wins or held. */
-static struct conn *pick(struct router *r, const struct route *rt, const char *to)
+static struct peer *pick(struct router *r, const struct route *rt, const char *to)
 {
     if (rt->n == 1)
         return rt->conns[0];
@@ -61,10 +61,10 @@ static struct conn *pick(struct router *r, const struct route *rt, const char *t
     if (jid_parse_str(a, to, &j, NULL) == 0)
         key = jid_bare(a, &j);
     size_t klen = strlen(key);
-    struct conn *best = NULL;
+    struct peer *best = NULL;
     uint64_t best_score = 0;
     for (size_t i = 0; i < rt->n; i++) {
-        struct conn *c = rt->conns[i];
+        struct peer *c = rt->conns[i];
         uint64_t seed = hash_stable(c->name, strlen(c->name), 0x70617273u);
         uint64_t score = hash_stable(key, klen, seed);
         if (best == NULL || score > best_score ||
@@ -78,12 +78,12 @@ static struct conn *pick(struct router *r, const struct route *rt, const char *t
     return best;
 }
 
-static void forward(struct conn *src, struct conn *dst, const char *raw, size_t len)
+static void forward(struct peer *src, struct peer *dst, const char *raw, size_t len)
 {
-    conn_write(dst, raw, len);
+    peer_write(dst, raw, len);
     src->r->stats.routed++;
     if (evbuffer_get_length(bufferevent_get_output(dst->bev)) > src->r->cfg->output_limit)
-        conn_pause(src);
+        peer_pause(src);
 }
 
 void raw_inner(const char *raw, size_t len, const char **inner_r, size_t *inner_len_r)
@@ -116,7 +116,7 @@ void raw_inner(const char *raw, size_t len, const char **inner_r, size_t *inner_
 
 /* True when c may send with this 'from': its domain is one c has bound, or
  * c holds the default route and the domain is not served locally. */
-static bool from_allowed(const struct conn *c, const char *key, size_t klen)
+static bool from_allowed(const struct peer *c, const char *key, size_t klen)
 {
     for (size_t i = 0; i < c->nbinds; i++) {
         if (strlen(c->binds[i]) == klen && memcmp(c->binds[i], key, klen) == 0)
@@ -125,7 +125,7 @@ static bool from_allowed(const struct conn *c, const char *key, size_t klen)
     return c->is_default && route_get(c->r, key, klen) == NULL;
 }
 
-static void bounce_plain(struct conn *c, const struct xml_node *st, enum xmpp_cond cond)
+static void bounce_plain(struct peer *c, const struct xml_node *st, enum xmpp_cond cond)
 {
     struct router *r = c->r;
     const char *type = xml_attr_get(st, "type");
@@ -151,7 +151,7 @@ static void bounce_plain(struct conn *c, const struct xml_node *st, enum xmpp_co
     xml_elem_add(a, err, XMPP_NS_STANZAS, xmpp_cond_name(cond));
     struct buf b = BUF_INIT;
     xml_serialize(&b, e, xstream_default_ns(c->xs));
-    conn_write(c, b.data, b.len);
+    peer_write(c, b.data, b.len);
     buf_fini(&b);
     arena_free(&a);
     r->stats.bounced++;
@@ -159,7 +159,7 @@ static void bounce_plain(struct conn *c, const struct xml_node *st, enum xmpp_co
              xmpp_cond_name(cond));
 }
 
-static void bounce_envelope(struct conn *c, const struct xml_node *st, const char *raw, size_t len,
+static void bounce_envelope(struct peer *c, const struct xml_node *st, const char *raw, size_t len,
                             enum xmpp_cond cond)
 {
     const char *type = xml_attr_get(st, "type");
@@ -189,7 +189,7 @@ static void bounce_envelope(struct conn *c, const struct xml_node *st, const cha
     raw_inner(raw, len, &inner, &ilen);
     buf_append(&b, inner, ilen);
     buf_append_str(&b, "</route>");
-    conn_write(c, b.data, b.len);
+    peer_write(c, b.data, b.len);
     buf_fini(&b);
     c->r->stats.bounced++;
     log_info(&c->lc, "bounced envelope to %s: %s", xml_attr_get(st, "to"), xmpp_cond_name(cond));
@@ -197,7 +197,7 @@ static void bounce_envelope(struct conn *c, const struct xml_node *st, const cha
 
 /* Reads and checks to/from; on a violation sends the stream error and
  * returns false. */
-static bool addresses(struct conn *c, const struct xml_node *st, const char **to_r, char *key,
+static bool addresses(struct peer *c, const struct xml_node *st, const char **to_r, char *key,
                       size_t *klen_r)
 {
     const char *to = xml_attr_get(st, "to");
@@ -205,24 +205,24 @@ static bool addresses(struct conn *c, const struct xml_node *st, const char **to
     char fkey[DOMAIN_MAX];
     size_t flen;
     if (from == NULL || to == NULL) {
-        conn_stream_error(c, XMPP_COND_STREAM_IMPROPER_ADDRESSING, "<%s/> without '%s'", st->name,
+        peer_stream_error(c, XMPP_COND_STREAM_IMPROPER_ADDRESSING, "<%s/> without '%s'", st->name,
                           from == NULL ? "from" : "to");
         return false;
     }
     if (!domain_key(from, fkey, &flen) || !from_allowed(c, fkey, flen)) {
-        conn_stream_error(c, XMPP_COND_STREAM_INVALID_FROM,
+        peer_stream_error(c, XMPP_COND_STREAM_INVALID_FROM,
                           "'%s' is not a name this component has bound", from);
         return false;
     }
     if (!domain_key(to, key, klen_r)) {
-        conn_stream_error(c, XMPP_COND_STREAM_IMPROPER_ADDRESSING, "'to' has no domain: '%s'", to);
+        peer_stream_error(c, XMPP_COND_STREAM_IMPROPER_ADDRESSING, "'to' has no domain: '%s'", to);
         return false;
     }
     *to_r = to;
     return true;
 }
 
-static void route_plain(struct conn *c, const struct xml_node *st, const char *raw, size_t len)
+static void route_plain(struct peer *c, const struct xml_node *st, const char *raw, size_t len)
 {
     char key[DOMAIN_MAX];
     size_t klen;
@@ -240,7 +240,7 @@ static void route_plain(struct conn *c, const struct xml_node *st, const char *r
     forward(c, pick(c->r, rt, to), raw, len);
 }
 
-static void route_envelope(struct conn *c, const struct xml_node *st, const char *raw, size_t len)
+static void route_envelope(struct peer *c, const struct xml_node *st, const char *raw, size_t len)
 {
     char key[DOMAIN_MAX];
     size_t klen;
@@ -255,7 +255,7 @@ static void route_envelope(struct conn *c, const struct xml_node *st, const char
     forward(c, pick(c->r, rt, to), raw, len);
 }
 
-void route_stanza(struct conn *c, struct xml_node *st, const char *raw, size_t len)
+void route_stanza(struct peer *c, struct xml_node *st, const char *raw, size_t len)
 {
     if (strcmp(st->ns, PL_NS_ROUTER) == 0) {
         if (strcmp(st->name, "route") == 0)
@@ -269,7 +269,7 @@ void route_stanza(struct conn *c, struct xml_node *st, const char *raw, size_t l
     bool stanza_name =
         !strcmp(st->name, "message") || !strcmp(st->name, "presence") || !strcmp(st->name, "iq");
     if (!stanza_ns || !stanza_name) {
-        conn_stream_error(c, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
+        peer_stream_error(c, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
                           "<%s xmlns='%s'/> is not a stanza", st->name, st->ns);
         return;
     }

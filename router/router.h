@@ -36,24 +36,24 @@ int router_cfg_validate(const struct common_cfg *common, const void *cfg, struct
 /* A name bound on the router and the connections serving it. */
 struct route {
     char *name;
-    struct conn **conns;
+    struct peer **conns;
     size_t n, cap;
 };
 
-enum conn_state {
-    CONN_OPENING,   /* waiting for the component's stream header */
-    CONN_HANDSHAKE, /* header answered, waiting for <handshake/> */
-    CONN_READY,     /* authenticated: stanzas flow */
-    CONN_CLOSING,   /* stream error or close sent; freed once flushed */
+enum peer_state {
+    PEER_OPENING,   /* waiting for the component's stream header */
+    PEER_HANDSHAKE, /* header answered, waiting for <handshake/> */
+    PEER_READY,     /* authenticated: stanzas flow */
+    PEER_CLOSING,   /* stream error or close sent; freed once flushed */
 };
 
-struct conn {
+struct peer {
     struct router *r;
     struct bufferevent *bev;
     struct xstream *xs;
     struct log_ctx lc;
     char peer[64];
-    enum conn_state state;
+    enum peer_state state;
     char stream_id[COMP_STREAM_ID_LEN + 1];
     char *name;   /* component name, after the header */
     char **binds; /* bound names, its own name among them once ready */
@@ -64,8 +64,8 @@ struct conn {
     bool paused;     /* reading stopped: a destination is backed up */
     bool free_scheduled;
     struct event *timer; /* handshake timeout, then the close deadline */
-    struct conn *prev, *next;
-    struct conn *paused_next;
+    struct peer *prev, *next;
+    struct peer *paused_next;
 };
 
 struct router_stats {
@@ -82,42 +82,42 @@ struct router {
     struct evconnlistener *listener;
     struct hmap *routes;  /* bound name -> struct route */
     struct hmap *by_name; /* component name -> its ready conn */
-    struct conn *conns;
-    struct conn *paused;
+    struct peer *conns;
+    struct peer *paused;
     struct router_stats stats;
 };
 
 /* conn.c */
 int router_listen(struct router *r, struct err *err) PL_WARN_UNUSED;
-void conn_write(struct conn *c, const char *data, size_t len);
+void peer_write(struct peer *c, const char *data, size_t len);
 /* Sends the stream error (after our header if it was not yet sent), logs
  * the cause, and closes. */
-void conn_stream_error(struct conn *c, enum xmpp_cond cond, const char *fmt, ...) PL_PRINTF(3, 4);
+void peer_stream_error(struct peer *c, enum xmpp_cond cond, const char *fmt, ...) PL_PRINTF(3, 4);
 /* Unregisters c at once and frees it once its output is flushed. */
-void conn_close(struct conn *c);
-void conn_close_all(struct router *r, enum xmpp_cond cond);
+void peer_close(struct peer *c);
+void peer_close_all(struct router *r, enum xmpp_cond cond);
 /* Stops reading from src until destinations drain. */
-void conn_pause(struct conn *src);
-void conn_send_header(struct conn *c, const char *from);
+void peer_pause(struct peer *src);
+void peer_send_header(struct peer *c, const char *from);
 /* Frees every connection at once (after the loop ends). */
-void conn_free_all(struct router *r);
+void peer_free_all(struct router *r);
 
 /* handshake.c */
-int handshake_on_open(struct conn *c, const struct xml_node *hdr);
-void handshake_on_stanza(struct conn *c, const struct xml_node *st, const char *raw, size_t len);
-void handshake_on_timeout(struct conn *c);
+int handshake_on_open(struct peer *c, const struct xml_node *hdr);
+void handshake_on_stanza(struct peer *c, const struct xml_node *st, const char *raw, size_t len);
+void handshake_on_timeout(struct peer *c);
 
 /* bind.c */
-void bind_on_element(struct conn *c, const struct xml_node *st);
-bool bind_add(struct conn *c, const char *name);
-void bind_remove_all(struct conn *c);
+void bind_on_element(struct peer *c, const struct xml_node *st);
+bool bind_add(struct peer *c, const char *name);
+void bind_remove_all(struct peer *c);
 bool bind_allowed(const struct router *r, const char *comp, const char *name);
 void bind_recheck_acl(struct router *r);
-void notice_component(struct router *r, struct conn *subject, bool up);
+void notice_component(struct router *r, struct peer *subject, bool up);
 struct route *route_get(const struct router *r, const char *name, size_t len);
 
 /* route.c */
-void route_stanza(struct conn *c, struct xml_node *st, const char *raw, size_t len);
+void route_stanza(struct peer *c, struct xml_node *st, const char *raw, size_t len);
 /* The bytes between the end of a raw element's start tag and the start of
  * its end tag; empty for <x/>. */
 void raw_inner(const char *raw, size_t len, const char **inner_r, size_t *inner_len_r);

@@ -23,7 +23,7 @@
 #define MAX_IO_CHUNK  (256 * 1024)
 #define CLOSE_FLUSH_S 5
 
-static void conn_free(struct conn *c)
+static void peer_free(struct peer *c)
 {
     struct router *r = c->r;
     if (c->prev != NULL)
@@ -46,10 +46,10 @@ static void on_deferred_free(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_free(arg);
+    peer_free(arg);
 }
 
-static void schedule_free(struct conn *c)
+static void schedule_free(struct peer *c)
 {
     if (c->free_scheduled)
         return;
@@ -62,13 +62,13 @@ static void schedule_free(struct conn *c)
 
 static void resume_paused(struct router *r)
 {
-    struct conn *list = r->paused;
+    struct peer *list = r->paused;
     r->paused = NULL;
-    for (struct conn *c = list, *next; c != NULL; c = next) {
+    for (struct peer *c = list, *next; c != NULL; c = next) {
         next = c->paused_next;
         c->paused_next = NULL;
         c->paused = false;
-        if (c->state == CONN_CLOSING)
+        if (c->state == PEER_CLOSING)
             continue;
         bufferevent_enable(c->bev, EV_READ);
         /* Input already buffered will not raise another read event. */
@@ -77,9 +77,9 @@ static void resume_paused(struct router *r)
     }
 }
 
-void conn_pause(struct conn *src)
+void peer_pause(struct peer *src)
 {
-    if (src->paused || src->state == CONN_CLOSING)
+    if (src->paused || src->state == PEER_CLOSING)
         return;
     src->paused = true;
     src->r->stats.pauses++;
@@ -90,11 +90,11 @@ void conn_pause(struct conn *src)
               src->r->cfg->output_limit);
 }
 
-static void unpause(struct conn *c)
+static void unpause(struct peer *c)
 {
     if (!c->paused)
         return;
-    for (struct conn **pp = &c->r->paused; *pp != NULL; pp = &(*pp)->paused_next) {
+    for (struct peer **pp = &c->r->paused; *pp != NULL; pp = &(*pp)->paused_next) {
         if (*pp == c) {
             *pp = c->paused_next;
             break;
@@ -104,9 +104,9 @@ static void unpause(struct conn *c)
     c->paused_next = NULL;
 }
 
-void conn_write(struct conn *c, const char *data, size_t len)
+void peer_write(struct peer *c, const char *data, size_t len)
 {
-    if (c->state == CONN_CLOSING && c->free_scheduled)
+    if (c->state == PEER_CLOSING && c->free_scheduled)
         return;
     bufferevent_write(c->bev, data, len);
 }
@@ -115,8 +115,8 @@ void conn_write(struct conn *c, const char *data, size_t len)
  * paused may go on. */
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    struct conn *c = arg;
-    if (c->state == CONN_CLOSING) {
+    struct peer *c = arg;
+    if (c->state == PEER_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             schedule_free(c);
         return;
@@ -127,9 +127,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static int xs_on_open(void *arg, const struct xml_node *hdr)
 {
-    struct conn *c = arg;
-    if (c->state != CONN_OPENING) {
-        conn_stream_error(c, XMPP_COND_STREAM_INVALID_XML, "second stream header");
+    struct peer *c = arg;
+    if (c->state != PEER_OPENING) {
+        peer_stream_error(c, XMPP_COND_STREAM_INVALID_XML, "second stream header");
         return -1;
     }
     return handshake_on_open(c, hdr);
@@ -137,54 +137,54 @@ static int xs_on_open(void *arg, const struct xml_node *hdr)
 
 static int xs_on_stanza(void *arg, struct xml_node *st, const char *raw, size_t len)
 {
-    struct conn *c = arg;
+    struct peer *c = arg;
     switch (c->state) {
-    case CONN_HANDSHAKE:
+    case PEER_HANDSHAKE:
         handshake_on_stanza(c, st, raw, len);
         break;
-    case CONN_READY:
+    case PEER_READY:
         route_stanza(c, st, raw, len);
         break;
-    case CONN_OPENING:
-    case CONN_CLOSING:
+    case PEER_OPENING:
+    case PEER_CLOSING:
         break;
     }
-    return c->state == CONN_CLOSING ? -1 : 0;
+    return c->state == PEER_CLOSING ? -1 : 0;
 }
 
 static void xs_on_close(void *arg)
 {
-    struct conn *c = arg;
+    struct peer *c = arg;
     log_info(&c->lc, "component closed its stream");
-    conn_write(c, "</stream:stream>", 16);
-    conn_close(c);
+    peer_write(c, "</stream:stream>", 16);
+    peer_close(c);
 }
 
-static const struct xstream_ops conn_xs_ops = {xs_on_open, xs_on_stanza, xs_on_close};
+static const struct xstream_ops peer_xs_ops = {xs_on_open, xs_on_stanza, xs_on_close};
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    struct conn *c = arg;
+    struct peer *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct err err = {0};
-    while (c->state != CONN_CLOSING && !c->paused && evbuffer_get_length(in) > 0) {
+    while (c->state != PEER_CLOSING && !c->paused && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         int rc = xstream_feed(c->xs, v.iov_base, v.iov_len, &err);
         evbuffer_drain(in, v.iov_len);
-        if (rc < 0 && c->state != CONN_CLOSING)
-            conn_stream_error(c, err.cond, "%s", err.text);
+        if (rc < 0 && c->state != PEER_CLOSING)
+            peer_stream_error(c, err.cond, "%s", err.text);
     }
-    if (c->state == CONN_CLOSING)
+    if (c->state == PEER_CLOSING)
         evbuffer_drain(in, evbuffer_get_length(in));
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    struct conn *c = arg;
+    struct peer *c = arg;
     (void)bev;
-    if (c->state == CONN_CLOSING) {
+    if (c->state == PEER_CLOSING) {
         schedule_free(c);
         return;
     }
@@ -193,16 +193,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     else
         log_info(&c->lc, "connection error: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    conn_close(c);
+    peer_close(c);
     schedule_free(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct conn *c = arg;
+    struct peer *c = arg;
     (void)fd;
     (void)what;
-    if (c->state == CONN_CLOSING)
+    if (c->state == PEER_CLOSING)
         schedule_free(c); /* the peer did not read its stream error in time */
     else
         handshake_on_timeout(c);
@@ -214,7 +214,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct router *r = arg;
     (void)l;
     (void)salen;
-    struct conn *c = xcalloc(1, sizeof(*c));
+    struct peer *c = xcalloc(1, sizeof(*c));
     c->r = r;
     netaddr_format(sa, c->peer, sizeof(c->peer));
     log_ctx_set(&c->lc, "%s", c->peer);
@@ -225,7 +225,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setwatermark(c->bev, EV_WRITE, r->cfg->output_limit / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     struct xstream_limits lim = {.max_stanza = r->cfg->max_stanza};
-    c->xs = xstream_new(&lim, &conn_xs_ops, c, XSTREAM_SHALLOW);
+    c->xs = xstream_new(&lim, &peer_xs_ops, c, XSTREAM_SHALLOW);
     c->timer = evtimer_new(r->base, on_timer, c);
     long ms = r->cfg->handshake_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -264,7 +264,7 @@ int router_listen(struct router *r, struct err *err)
     return 0;
 }
 
-static void send_header(struct conn *c, const char *from)
+static void send_header(struct peer *c, const char *from)
 {
     struct buf b = BUF_INIT;
     buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns:stream='" XML_NS_STREAM
@@ -273,14 +273,14 @@ static void send_header(struct conn *c, const char *from)
         xml_append_attr(&b, "from", from);
     xml_append_attr(&b, "id", c->stream_id);
     buf_append_char(&b, '>');
-    conn_write(c, b.data, b.len);
+    peer_write(c, b.data, b.len);
     buf_fini(&b);
     c->header_sent = true;
 }
 
-void conn_stream_error(struct conn *c, enum xmpp_cond cond, const char *fmt, ...)
+void peer_stream_error(struct peer *c, enum xmpp_cond cond, const char *fmt, ...)
 {
-    if (c->state == CONN_CLOSING)
+    if (c->state == PEER_CLOSING)
         return;
     char text[256];
     va_list ap;
@@ -300,22 +300,22 @@ void conn_stream_error(struct conn *c, enum xmpp_cond cond, const char *fmt, ...
                xmpp_cond_name(cond));
     xml_escape(&b, text, strlen(text), false);
     buf_append_str(&b, "</text></stream:error></stream:stream>");
-    conn_write(c, b.data, b.len);
+    peer_write(c, b.data, b.len);
     buf_fini(&b);
-    conn_close(c);
+    peer_close(c);
 }
 
-void conn_send_header(struct conn *c, const char *from)
+void peer_send_header(struct peer *c, const char *from)
 {
     send_header(c, from);
 }
 
-void conn_close(struct conn *c)
+void peer_close(struct peer *c)
 {
-    if (c->state == CONN_CLOSING)
+    if (c->state == PEER_CLOSING)
         return;
-    bool was_ready = c->state == CONN_READY;
-    c->state = CONN_CLOSING;
+    bool was_ready = c->state == PEER_READY;
+    c->state = PEER_CLOSING;
     unpause(c);
     if (was_ready) {
         bind_remove_all(c);
@@ -334,17 +334,17 @@ void conn_close(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
-void conn_close_all(struct router *r, enum xmpp_cond cond)
+void peer_close_all(struct router *r, enum xmpp_cond cond)
 {
-    for (struct conn *c = r->conns; c != NULL; c = c->next) {
-        if (c->state != CONN_CLOSING)
-            conn_stream_error(c, cond, "the router is shutting down");
+    for (struct peer *c = r->conns; c != NULL; c = c->next) {
+        if (c->state != PEER_CLOSING)
+            peer_stream_error(c, cond, "the router is shutting down");
     }
 }
 
-void conn_free_all(struct router *r)
+void peer_free_all(struct router *r)
 {
     /* Deferred frees still pending never run once the loop has ended. */
     while (r->conns != NULL)
-        conn_free(r->conns);
+        peer_free(r->conns);
 }
