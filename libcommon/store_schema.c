@@ -65,12 +65,12 @@ static const struct store_coll roster_items =
 static const struct store_coll roster_groups =
     KEYED("roster-groups", "roster_groups", "\"jid\", \"grp\"", SK("jid"), SK("grp"));
 
-static const struct store_col queue_cols[] = {T("ts"), X("xml")};
+static const struct store_col queue_cols[] = {T("ts"), X("xml"), S("origin")};
 static const struct store_coll queue = {.name = "queue",
                                         .table = "queue",
                                         .kind = STORE_KIND_LOG,
                                         .cols = queue_cols,
-                                        .ncols = 2,
+                                        .ncols = sizeof(queue_cols) / sizeof(queue_cols[0]),
                                         .order = "\"seq\"",
                                         .time_col = "ts"};
 
@@ -97,7 +97,7 @@ static const struct store_coll archive = {.name = "archive",
                                           .table = "archive",
                                           .kind = STORE_KIND_LOG,
                                           .cols = archive_cols,
-                                          .ncols = 4,
+                                          .ncols = sizeof(archive_cols) / sizeof(archive_cols[0]),
                                           .order = "\"seq\"",
                                           .time_col = "ts",
                                           .id_col = "id"};

@@ -22,7 +22,10 @@
 static void on_stored(const struct store_res *res, void *arg)
 {
     struct sm_pkt *p = arg;
-    if (res->status == STORE_OK) {
+    if (res->status == STORE_ERR_CONFLICT) {
+        /* the same origin again: a replay of a message already stored */
+        log_debug(&p->sm->lc, "offline message %s for %s already stored", p->origin, p->user->jid);
+    } else if (res->status == STORE_OK) {
         p->sm->stats.stored_offline++;
     } else {
         log_error(&p->sm->lc, "storing an offline message for %s: %s", p->user->jid, res->err.text);
@@ -57,8 +60,10 @@ static void on_counted(const struct store_res *res, void *arg)
     struct store_rec *r = store_rec_new(p->a);
     store_rec_time(p->a, r, "ts", now);
     store_rec_xml(p->a, r, "xml", buf_cstr(&b));
+    if (p->origin != NULL)
+        store_rec_str(p->a, r, "origin", p->origin);
     buf_fini(&b);
-    store_put(sm->st, "queue", p->user->jid, r, on_stored, p);
+    store_insert(sm->st, "queue", p->user->jid, r, on_stored, p);
 }
 
 void sm_offline_store(struct sm_pkt *p)

@@ -176,11 +176,13 @@ void sm_session_end(struct sm_session *s, const char *reason, bool tell_c2s)
     sm_session_free(s);
 }
 
-static void send_started(struct sm_session *s)
+static void send_started(struct sm_session *s, bool fresh)
 {
     struct buf b = BUF_INIT;
     buf_append_str(&b, "<started xmlns='" SM_NS_SESSION "'");
     xml_append_attr(&b, "jid", s->jid);
+    if (fresh)
+        buf_append_str(&b, " fresh='1'");
     buf_append_str(&b, "/>");
     session_send_raw(s, b.data, NULL);
     buf_fini(&b);
@@ -209,7 +211,7 @@ static char *random_resource(void)
 }
 
 static void session_create(struct sm *sm, struct sm_user *u, const char *c2s, const char *sid,
-                           struct jid *j, struct arena *a)
+                           struct jid *j, bool resume, struct arena *a)
 {
     char *res = xstrdup(j->resource);
     struct sm_session *old = sm_user_session(u, res);
@@ -241,7 +243,7 @@ static void session_create(struct sm *sm, struct sm_user *u, const char *c2s, co
     char key[512];
     key_of(key, sizeof(key), c2s, sid);
     hmap_put(sm->sessions, key, s);
-    send_started(s);
+    send_started(s, resume);
     log_info(&sm->lc, "session %s started on %s", s->jid, c2s);
     for (size_t i = 0; i < sm->nfeatures; i++) {
         if (sm->features[i]->on_session_start != NULL)
@@ -256,11 +258,15 @@ static void on_start(struct sm *sm, const char *c2s, const char *sid, uint64_t s
     struct sm_session *s;
     char key[512];
     key_of(key, sizeof(key), c2s, sid);
+    bool resume = xml_attr_get(start, "resume") != NULL;
+    const char *next = xml_attr_get(start, "next");
+    uint64_t handled = resume && next ? strtoull(next, NULL, 10) - 1 : seq;
     if ((s = hmap_get(sm->sessions, key)) != NULL) {
-        /* A resumed start after a restart of the router or the c2s link. */
-        s->in_seq = seq > s->in_seq ? seq : s->in_seq;
-        send_started(s);
+        /* Resumed after the router or the c2s's link came back: what we
+         * sent and was not acknowledged goes first, then the new base. */
+        s->c2s_down = false;
         replay(s);
+        send_started(s, false);
         return;
     }
     struct arena *a = arena_new(512);
@@ -284,9 +290,9 @@ static void on_start(struct sm *sm, const char *c2s, const char *sid, uint64_t s
         arena_free(&a);
         return;
     }
-    session_create(sm, u, c2s, sid, &j, a);
+    session_create(sm, u, c2s, sid, &j, resume, a);
     if ((s = hmap_get(sm->sessions, key)) != NULL)
-        s->in_seq = seq;
+        s->in_seq = handled;
     arena_free(&a);
 }
 
@@ -447,6 +453,26 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
         }
     } while (n == 256);
     grace_free(g);
+}
+
+/* The router link dropped: every c2s is out of reach until the router
+ * announces it again; sessions wait for their grace period. */
+void sm_sessions_link_down(struct sm *sm)
+{
+    const char *names[64];
+    size_t n = 0;
+    struct hmap_iter it = {0};
+    void *v;
+    while (hmap_next(sm->sessions, &it, NULL, &v)) {
+        struct sm_session *s = v;
+        bool seen = false;
+        for (size_t i = 0; i < n; i++)
+            seen = seen || strcmp(names[i], s->c2s) == 0;
+        if (!seen && n < 64)
+            names[n++] = s->c2s;
+    }
+    for (size_t i = 0; i < n; i++)
+        sm_sessions_c2s_down(sm, names[i]);
 }
 
 void sm_sessions_c2s_down(struct sm *sm, const char *c2s)

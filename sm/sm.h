@@ -253,6 +253,7 @@ void sm_session_end(struct sm_session *s, const char *reason, bool tell_c2s);
 void sm_sessions_c2s_down(struct sm *sm, const char *c2s);
 void sm_sessions_c2s_up(struct sm *sm, const char *c2s);
 void sm_graces_free(struct sm *sm);
+void sm_sessions_link_down(struct sm *sm);
 /* Unlinks and frees a session without telling anyone (at exit). */
 void sm_session_free(struct sm_session *s);
 /* A session start that waits for its user to load. */

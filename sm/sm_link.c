@@ -22,6 +22,7 @@ static void on_down(struct comp_client *cc, void *arg)
     struct sm *sm = arg;
     (void)cc;
     log_warn(&sm->lc, "router link down; sessions are kept for the c2s to resume");
+    sm_sessions_link_down(sm);
 }
 
 static void on_notice(struct sm *sm, const struct xml_node *n)

@@ -27,9 +27,11 @@ CREATE TABLE roster_groups (
 
 CREATE TABLE queue (
     "seq" BIGSERIAL PRIMARY KEY, "owner" TEXT NOT NULL,
-    "ts" BIGINT, "xml" TEXT
+    "ts" BIGINT, "xml" TEXT, "origin" TEXT
 );
 CREATE INDEX queue_owner ON queue ("owner", "seq");
+-- A replayed stanza (docs/protocol.md §8) is stored once.
+CREATE UNIQUE INDEX queue_origin ON queue ("owner", "origin") WHERE "origin" IS NOT NULL;
 
 CREATE TABLE vcard ("owner" TEXT NOT NULL PRIMARY KEY, "xml" TEXT, "photo_hash" TEXT);
 CREATE TABLE private (

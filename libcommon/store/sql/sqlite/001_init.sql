@@ -27,9 +27,11 @@ CREATE TABLE roster_groups (
 
 CREATE TABLE queue (
     "seq" INTEGER PRIMARY KEY AUTOINCREMENT, "owner" TEXT NOT NULL,
-    "ts" INTEGER, "xml" TEXT
+    "ts" INTEGER, "xml" TEXT, "origin" TEXT
 );
 CREATE INDEX queue_owner ON queue ("owner", "seq");
+-- A replayed stanza (docs/protocol.md §8) is stored once.
+CREATE UNIQUE INDEX queue_origin ON queue ("owner", "origin") WHERE "origin" IS NOT NULL;
 
 CREATE TABLE vcard ("owner" TEXT NOT NULL PRIMARY KEY, "xml" TEXT, "photo_hash" TEXT);
 CREATE TABLE private (
