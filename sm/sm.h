@@ -40,6 +40,8 @@ struct sm_cfg {
     int resource_conflict; /* enum sm_conflict */
     long offline_quota;    /* messages per user; 0 = none stored */
     long session_grace_ms; /* how long a vanished c2s may take to come back */
+    const char **admins;   /* bare JIDs allowed the admin commands */
+    size_t nadmins;
 };
 
 extern const struct conf_table sm_cfg_table;
