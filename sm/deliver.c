@@ -108,6 +108,15 @@ void sm_error(struct sm_pkt *p, enum xmpp_cond cond, const char *text)
     sm_send(p->sm, e, NULL);
 }
 
+static void delivered(struct sm_pkt *p, struct sm_session *const *to, size_t n)
+{
+    for (size_t i = 0; i < p->sm->nfeatures; i++) {
+        const struct sm_feature *f = p->sm->features[i];
+        if (f->on_delivered != NULL)
+            f->on_delivered(p, to, n);
+    }
+}
+
 /* RFC 6121 §8.5.2: a message to a bare JID. */
 static void message_to_bare(struct sm_pkt *p)
 {
@@ -123,15 +132,19 @@ static void message_to_bare(struct sm_pkt *p)
     if (!strcmp(type, "headline")) {
         for (size_t i = 0; i < n; i++)
             sm_session_write(res[i], p->st, p->origin);
+        delivered(p, res, n);
         return; /* no available resource: silently dropped */
     }
     if (n == 0) {
+        delivered(p, res, 0);
         sm_offline_store(p);
         return;
     }
     /* chat and normal: every resource of the highest priority */
-    for (size_t i = 0; i < n && res[i]->priority == res[0]->priority; i++)
-        sm_session_write(res[i], p->st, p->origin);
+    size_t k = 0;
+    while (k < n && res[k]->priority == res[0]->priority)
+        sm_session_write(res[k++], p->st, p->origin);
+    delivered(p, res, k);
 }
 
 void sm_deliver(struct sm_pkt *p)
@@ -143,9 +156,16 @@ void sm_deliver(struct sm_pkt *p)
             sm_error(p, XMPP_COND_SERVICE_UNAVAILABLE, NULL);
         return;
     }
+    if (!sm_allow_in(u, p->kind, jid_full(p->a, &p->from))) {
+        if (p->kind != SM_PRESENCE)
+            sm_error(p, XMPP_COND_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
     struct sm_session *s = p->to.resource ? sm_user_session(u, p->to.resource) : NULL;
     if (s != NULL) {
         sm_session_write(s, p->st, p->origin);
+        if (p->kind == SM_MESSAGE)
+            delivered(p, &s, 1);
         return;
     }
     switch (p->kind) {

@@ -25,6 +25,8 @@ static int read_priority(const struct sm_pkt *p)
 /* Sends st (a presence) from session s to to. */
 static void send_from(struct sm_session *s, struct xml_node *st, const char *to)
 {
+    if (!sm_allow_out(s->user, SM_PRESENCE, to))
+        return; /* presence-out blocked by privacy lists or blocking */
     struct arena *a = arena_new(512);
     struct xml_node *c = xml_node_copy(a, st);
     xml_attr_set(a, c, "from", s->jid);
@@ -153,6 +155,8 @@ static void to_user(struct sm_pkt *p)
 {
     if (p->user->state != SM_USER_READY)
         return;
+    if (!sm_allow_in(p->user, SM_PRESENCE, jid_full(p->a, &p->from)))
+        return; /* presence-in blocked */
     if (!strcmp(p->type, "probe")) {
         answer_probe(p);
         return;

@@ -234,3 +234,23 @@ void sm_dispatch_resume(struct sm_pkt *p)
     else
         run(p);
 }
+
+bool sm_allow_out(struct sm_user *u, enum sm_kind kind, const char *peer)
+{
+    for (size_t i = 0; i < u->sm->nfeatures; i++) {
+        const struct sm_feature *f = u->sm->features[i];
+        if (f->allow_out != NULL && !f->allow_out(u, kind, peer))
+            return false;
+    }
+    return true;
+}
+
+bool sm_allow_in(struct sm_user *u, enum sm_kind kind, const char *peer)
+{
+    for (size_t i = 0; i < u->sm->nfeatures; i++) {
+        const struct sm_feature *f = u->sm->features[i];
+        if (f->allow_in != NULL && !f->allow_in(u, kind, peer))
+            return false;
+    }
+    return true;
+}
