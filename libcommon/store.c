@@ -102,7 +102,8 @@ static void finish(struct store_op *op)
         res->nrows = 0;
         break;
     case STORE_OP_TAKE:
-        qsort(res->rows, res->nrows, sizeof(*res->rows), cmp_seq);
+        if (res->nrows > 1) /* rows is NULL when there are none */
+            qsort(res->rows, res->nrows, sizeof(*res->rows), cmp_seq);
         res->affected = (int64_t)res->nrows;
         break;
     case STORE_OP_RANGE:
