@@ -455,6 +455,11 @@ static void test_take_all_in_order_and_atomically(void **state)
     }
     EXPECT_OK(after);
     assert_int_equal(after.value, 0);
+    struct got empty = {.a = f->a}; /* nothing queued: an empty answer, not an error */
+    store_take_all(f->st, "queue", "nobody@example.org", on_result, &empty);
+    drain(f);
+    EXPECT_OK(empty);
+    assert_int_equal(empty.nrows, 0);
     (void)push_queue;
 }
 
