@@ -35,6 +35,7 @@ static int features_init(struct sm *sm, struct err *err)
 {
     sm->nfeatures = sm_feature_count;
     sm->features = xcalloc(sm->nfeatures + 1, sizeof(*sm->features));
+    sm->feature_state = xcalloc(sm->nfeatures + 1, sizeof(*sm->feature_state));
     for (size_t i = 0; i < sm->nfeatures; i++)
         sm->features[i] = sm_feature_registry[i];
     qsort(sm->features, sm->nfeatures, sizeof(*sm->features), by_order);
@@ -98,6 +99,7 @@ static void sm_fini(void *ctx)
             sm->features[i]->fini(sm);
     }
     free(sm->features);
+    free(sm->feature_state);
     sm_graces_free(sm);
     sm_users_free_all(sm);
     store_close(&sm->st);

@@ -254,3 +254,20 @@ bool sm_allow_in(struct sm_user *u, enum sm_kind kind, const char *peer)
     }
     return true;
 }
+
+void *sm_feature_state(const struct sm *sm, const struct sm_feature *f)
+{
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i] == f)
+            return sm->feature_state[i];
+    }
+    return NULL;
+}
+
+void sm_feature_set_state(struct sm *sm, const struct sm_feature *f, void *state)
+{
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i] == f)
+            sm->feature_state[i] = state;
+    }
+}

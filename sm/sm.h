@@ -22,6 +22,7 @@ struct event_base;
 struct hmap;
 struct sm;
 struct sm_grace;
+struct sm_privacy;
 struct sm_unacked;
 struct xml_node;
 
@@ -202,8 +203,10 @@ struct sm {
     struct hmap *sessions; /* "c2s/sid" -> struct sm_session */
     struct event *housekeeping;
     const struct sm_feature **features; /* the registry sorted by order */
+    void **feature_state;               /* features[i]'s own state */
     size_t nfeatures;
-    struct sm_grace *graces; /* c2s daemons being waited for */
+    struct sm_grace *graces;    /* c2s daemons being waited for */
+    struct sm_privacy *privacy; /* feat_privacy.c: privacy lists and blocking (sm/privacy.h) */
     struct log_ctx lc;
     uint64_t origin_counter;
     int64_t started_us;
@@ -221,6 +224,11 @@ void sm_pkt_free(struct sm_pkt *p);
  * NULL (and answers with an error where the rules say so) when the
  * addresses are malformed. */
 struct sm_pkt *sm_pkt_from_node(struct sm *sm, const struct xml_node *st, enum sm_route route);
+
+/* A feature's own per-process state: set by its init, read by its hooks,
+ * freed by its fini. NULL until set. */
+void *sm_feature_state(const struct sm *sm, const struct sm_feature *f);
+void sm_feature_set_state(struct sm *sm, const struct sm_feature *f, void *state);
 
 /* The features' allow_out / allow_in verdicts (true when none objects). */
 bool sm_allow_out(struct sm_user *u, enum sm_kind kind, const char *peer);
