@@ -204,6 +204,7 @@ static void carbons_fini(struct sm *sm)
 {
     struct hmap *enabled = enabled_of(sm);
     hmap_free(&enabled);
+    sm_feature_set_state(sm, &sm_feat_carbons, NULL);
 }
 
 static const struct sm_iq_handler iqs[] = {

@@ -78,12 +78,15 @@ struct mam_load {
     char jid[];
 };
 
-/* bare JID -> struct mam_user. The sm context has no slot for a feature's
- * own state, so it lives here: made by init, freed by fini (then NULL,
- * which store callbacks still to come read as "shutting down"). */
-static struct hmap *mam_users;
-
 extern const struct sm_feature sm_feat_mam;
+
+/* bare JID -> struct mam_user: the feature's state (sm_feature_state),
+ * made by init, freed by fini (then NULL, which store callbacks still to
+ * come read as "shutting down"). */
+static struct hmap *users_of(const struct sm *sm)
+{
+    return sm_feature_state(sm, &sm_feat_mam);
+}
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -313,7 +316,7 @@ static void entry_release(struct sm *sm, struct mam_user *mu, const struct sm_se
         if (s != ending)
             return;
     }
-    hmap_del(mam_users, mu->jid);
+    hmap_del(users_of(sm), mu->jid);
     entry_free(mu);
 }
 
@@ -368,7 +371,7 @@ static void resume(struct mam_user *mu, struct mam_wait *w)
 static void on_prefs_loaded(const struct store_res *res, void *arg)
 {
     struct mam_load *l = arg;
-    struct mam_user *mu = mam_users ? hmap_get(mam_users, l->jid) : NULL;
+    struct mam_user *mu = users_of(l->sm) ? hmap_get(users_of(l->sm), l->jid) : NULL;
     bool ok = res->status == STORE_OK;
     if (mu != NULL) {
         if (!ok) {
@@ -397,12 +400,12 @@ static void on_prefs_loaded(const struct store_res *res, void *arg)
 /* The user's cache entry, made (and its preferences read) when absent. */
 static struct mam_user *entry_get(struct sm *sm, const char *bare)
 {
-    struct mam_user *mu = hmap_get(mam_users, bare);
+    struct mam_user *mu = hmap_get(users_of(sm), bare);
     if (mu != NULL)
         return mu;
     mu = xcalloc(1, sizeof(*mu));
     mu->jid = xstrdup(bare);
-    hmap_put(mam_users, bare, mu);
+    hmap_put(users_of(sm), bare, mu);
     size_t len = strlen(bare);
     struct mam_load *l = xmalloc(sizeof(*l) + len + 1);
     l->sm = sm;
@@ -438,7 +441,7 @@ static enum sm_verdict wait_prefs(struct mam_user *mu, struct sm_pkt *p)
 static void on_archived(const struct store_res *res, void *arg)
 {
     struct sm *sm = arg;
-    if (res->status == STORE_OK || mam_users == NULL)
+    if (res->status == STORE_OK || users_of(sm) == NULL)
         return;
     if (res->status == STORE_ERR_INPUT)
         log_warn(&sm->lc, "a message was not archived: %s", res->err.text);
@@ -478,7 +481,7 @@ static enum sm_verdict on_stanza(struct sm_pkt *p)
         return SM_PASS;
     strip_ids(p, p->user->jid);
     const char *with = candidate(p);
-    struct mam_user *mu = hmap_get(mam_users, p->user->jid);
+    struct mam_user *mu = hmap_get(users_of(p->sm), p->user->jid);
     if (with == NULL && (mu == NULL || mu->loaded))
         return SM_PASS;
     if (mu == NULL)
@@ -494,7 +497,7 @@ static enum sm_verdict on_stanza(struct sm_pkt *p)
 static void on_expired(const struct store_res *res, void *arg)
 {
     struct sm *sm = arg;
-    if (res->status != STORE_OK && mam_users != NULL)
+    if (res->status != STORE_OK && users_of(sm) != NULL)
         log_error(&sm->lc, "expiring archived messages: %s", res->err.text);
 }
 
@@ -510,7 +513,8 @@ static void on_session_start(struct sm_session *s)
 
 static void on_session_end(struct sm_session *s)
 {
-    struct mam_user *mu = mam_users ? hmap_get(mam_users, s->user->jid) : NULL;
+    struct mam_user *mu =
+        users_of(s->user->sm) ? hmap_get(users_of(s->user->sm), s->user->jid) : NULL;
     if (mu != NULL)
         entry_release(s->user->sm, mu, s, false);
 }
@@ -525,7 +529,7 @@ struct prefs_set {
 static void on_prefs_read(const struct store_res *res, void *arg)
 {
     struct sm_pkt *p = arg;
-    if (mam_users == NULL) {
+    if (users_of(p->sm) == NULL) {
         sm_pkt_free(p);
         return;
     }
@@ -544,7 +548,7 @@ static void on_prefs_saved(const struct store_res *res, void *arg)
 {
     struct prefs_set *ps = arg;
     struct sm_pkt *p = ps->p;
-    if (mam_users == NULL) {
+    if (users_of(p->sm) == NULL) {
         sm_pkt_free(p);
         return;
     }
@@ -552,7 +556,7 @@ static void on_prefs_saved(const struct store_res *res, void *arg)
         log_error(&p->sm->lc, "saving archive preferences: %s", res->err.text);
         sm_error(p, XMPP_COND_INTERNAL_SERVER_ERROR, NULL);
     } else {
-        struct mam_user *mu = hmap_get(mam_users, jid_bare(p->a, &p->from));
+        struct mam_user *mu = hmap_get(users_of(p->sm), jid_bare(p->a, &p->from));
         if (mu != NULL && mu->loaded)
             prefs_set_heap(&mu->prefs, &ps->prefs);
         sm_iq_result(p, prefs_xml(p->a, &ps->prefs));
@@ -988,7 +992,7 @@ static void next_batch(struct mam_query *q);
 static void on_batch(const struct store_res *res, void *arg)
 {
     struct mam_query *q = arg;
-    if (mam_users == NULL) {
+    if (users_of(q->p->sm) == NULL) {
         sm_pkt_free(q->p);
         return;
     }
@@ -1066,7 +1070,7 @@ static void on_lookup(const struct store_res *res, void *arg)
     struct mam_query *q = l->q;
     struct mam_row r;
     if (res->status != STORE_OK) {
-        if (mam_users != NULL)
+        if (users_of(q->p->sm) != NULL)
             log_error(&q->p->sm->lc, "reading the archive of %s: %s", q->owner, res->err.text);
         q->cond = XMPP_COND_INTERNAL_SERVER_ERROR;
     } else if (res->nrows == 0) {
@@ -1084,7 +1088,7 @@ static void on_lookup(const struct store_res *res, void *arg)
     }
     if (--q->pending > 0)
         return;
-    if (mam_users == NULL)
+    if (users_of(q->p->sm) == NULL)
         sm_pkt_free(q->p);
     else
         lookups_done(q);
@@ -1193,8 +1197,8 @@ static void on_meta(const struct store_res *res, void *arg)
 {
     struct mam_meta *m = arg;
     struct sm_pkt *p = m->p;
-    if (mam_users == NULL || res->status != STORE_OK) {
-        if (mam_users != NULL) {
+    if (users_of(p->sm) == NULL || res->status != STORE_OK) {
+        if (users_of(p->sm) != NULL) {
             log_error(&p->sm->lc, "reading archive metadata: %s", res->err.text);
             sm_error(p, XMPP_COND_INTERNAL_SERVER_ERROR, NULL);
         }
@@ -1256,20 +1260,20 @@ static void on_iq(struct sm_pkt *p, struct xml_node *req)
 
 static int mam_init(struct sm *sm, struct err *err)
 {
-    (void)sm;
     (void)err;
-    mam_users = hmap_new();
+    sm_feature_set_state(sm, &sm_feat_mam, hmap_new());
     return 0;
 }
 
 static void mam_fini(struct sm *sm)
 {
-    (void)sm;
+    struct hmap *users = users_of(sm);
     struct hmap_iter it = {0};
     void *v;
-    while (hmap_next(mam_users, &it, NULL, &v))
+    while (hmap_next(users, &it, NULL, &v))
         entry_free(v);
-    hmap_free(&mam_users);
+    hmap_free(&users);
+    sm_feature_set_state(sm, &sm_feat_mam, NULL);
 }
 
 static const struct sm_iq_handler iqs[] = {

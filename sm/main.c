@@ -94,15 +94,16 @@ static bool sm_busy(void *ctx)
 static void sm_fini(void *ctx)
 {
     struct sm *sm = ctx;
+    /* The store first: its last callbacks still see every feature and user. */
+    store_close(&sm->st);
     for (size_t i = 0; i < sm->nfeatures; i++) {
         if (sm->features[i]->fini != NULL)
             sm->features[i]->fini(sm);
     }
+    sm_users_free_all(sm);
     free(sm->features);
     free(sm->feature_state);
     sm_graces_free(sm);
-    sm_users_free_all(sm);
-    store_close(&sm->st);
     event_free(sm->housekeeping);
     hmap_free(&sm->users);
     hmap_free(&sm->sessions);
