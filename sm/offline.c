@@ -117,7 +117,10 @@ static void on_queue(const struct store_res *res, void *arg)
             struct sm_pkt *p = sm_pkt_new(sm);
             struct xml_node *st =
                 xml_parse_fragment(p->a, store_rec_get_str(res->rows[i], "xml", ""));
-            if (st != NULL) {
+            const char *from = st ? xml_attr_get(st, "from") : NULL;
+            if (st != NULL && from != NULL && !sm_allow_in(s->user, SM_MESSAGE, from)) {
+                /* blocked since it was stored */
+            } else if (st != NULL) {
                 xml_attr_set(p->a, st, "to", s->jid);
                 sm_session_write(s, st, NULL);
             } else {

@@ -171,7 +171,13 @@ static void from_session(struct sm_pkt *p)
 static void to_user(struct sm_pkt *p)
 {
     if (p->kind == SM_IQ && jid_is_bare(&p->to)) {
-        dispatch_iq(p, SM_IQ_USER);
+        /* answered by the server for the account, unless the account
+         * refuses the sender (privacy lists, blocking) */
+        if (p->user != NULL && p->user->state == SM_USER_READY &&
+            !sm_allow_in(p->user, SM_IQ, jid_full(p->a, &p->from)))
+            sm_error(p, XMPP_COND_SERVICE_UNAVAILABLE, NULL);
+        else
+            dispatch_iq(p, SM_IQ_USER);
         return;
     }
     if (run_features(p))

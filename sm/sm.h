@@ -22,7 +22,6 @@ struct event_base;
 struct hmap;
 struct sm;
 struct sm_grace;
-struct sm_privacy;
 struct sm_unacked;
 struct xml_node;
 
@@ -205,8 +204,7 @@ struct sm {
     const struct sm_feature **features; /* the registry sorted by order */
     void **feature_state;               /* features[i]'s own state */
     size_t nfeatures;
-    struct sm_grace *graces;    /* c2s daemons being waited for */
-    struct sm_privacy *privacy; /* feat_privacy.c: privacy lists and blocking (sm/privacy.h) */
+    struct sm_grace *graces; /* c2s daemons being waited for */
     struct log_ctx lc;
     uint64_t origin_counter;
     int64_t started_us;
