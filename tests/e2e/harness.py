@@ -406,3 +406,69 @@ class RouterCase(unittest.TestCase):
         self.testcomps.append(t)
         t.event("UP")
         return t
+
+
+# ---- added for the c2s tests (test_c2s.py) -------------------------------------
+
+NS_CLIENT = "jabber:client"
+
+
+def parleyctl(config, *args, check=True):
+    """Runs parleyctl on a configuration; raises with its stderr on failure."""
+    p = subprocess.run([binary("parleyctl"), "--config", config, *args],
+                       capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"parleyctl {' '.join(args)}: {p.stderr}")
+    return p
+
+
+def make_certs(directory, domain, client_jids=()):
+    """With certtool: a CA, a server certificate for domain, and one client
+    certificate per JID carrying it as id-on-xmppAddr (SASL EXTERNAL), all
+    ECDSA and valid two days. Returns {"ca", "cert", "key", jid: (cert, key)}."""
+    os.makedirs(directory, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(["certtool", *args], check=True, capture_output=True, timeout=60)
+
+    def template(name, text):
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            f.write(text + "expiration_days = 2\n")
+        return path
+
+    def key(name):
+        path = os.path.join(directory, name)
+        run("--generate-privkey", "--key-type=ecdsa", "--outfile", path)
+        return path
+
+    out = {"ca": os.path.join(directory, "ca.pem")}
+    ca_key = key("ca.key")
+    run("--generate-self-signed", "--load-privkey", ca_key, "--outfile", out["ca"],
+        "--template", template("ca.tmpl", 'cn = "Parley test CA"\nca\ncert_signing_key\n'))
+    sign = ["--load-ca-certificate", out["ca"], "--load-ca-privkey", ca_key]
+    out["key"] = key("server.key")
+    out["cert"] = os.path.join(directory, "server.pem")
+    run("--generate-certificate", "--load-privkey", out["key"], "--outfile", out["cert"], *sign,
+        "--template", template("server.tmpl", f'cn = "{domain}"\ndns_name = "{domain}"\n'
+                               "tls_www_server\nsigning_key\n"))
+    for i, jid in enumerate(client_jids):
+        k = key(f"client{i}.key")
+        c = os.path.join(directory, f"client{i}.pem")
+        run("--generate-certificate", "--load-privkey", k, "--outfile", c, *sign,
+            "--template", template(f"client{i}.tmpl", f'cn = "{jid}"\nxmpp_name = "{jid}"\n'
+                                   "tls_www_client\nsigning_key\n"))
+        out[jid] = (c, k)
+    return out
+
+
+def wait_log(daemon, pattern, timeout=10):
+    """Waits until a line of the daemon's log matches pattern (a regex)."""
+    rx = re.compile(pattern)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if rx.search(daemon.logtext()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{daemon.prog}: no log line matching {pattern!r} in {timeout}s:\n"
+                         + daemon.logtext()[-3000:])
