@@ -27,6 +27,11 @@ static void on_stored(const struct store_res *res, void *arg)
         log_debug(&p->sm->lc, "offline message %s for %s already stored", p->origin, p->user->jid);
     } else if (res->status == STORE_OK) {
         p->sm->stats.stored_offline++;
+        /* The user may have come online (and emptied the queue) while this
+         * was being stored: deliver it now rather than at the next login. */
+        struct sm_session *best[1];
+        if (sm_user_available(p->user, 0, best, 1) == 1)
+            sm_offline_deliver(best[0]);
     } else {
         log_error(&p->sm->lc, "storing an offline message for %s: %s", p->user->jid, res->err.text);
         sm_error(p, XMPP_COND_INTERNAL_SERVER_ERROR, "the message could not be stored");

@@ -211,7 +211,7 @@ static char *random_resource(void)
 }
 
 static void session_create(struct sm *sm, struct sm_user *u, const char *c2s, const char *sid,
-                           struct jid *j, bool resume, struct arena *a)
+                           struct jid *j, bool resume, uint64_t handled, struct arena *a)
 {
     char *res = xstrdup(j->resource);
     struct sm_session *old = sm_user_session(u, res);
@@ -243,6 +243,7 @@ static void session_create(struct sm *sm, struct sm_user *u, const char *c2s, co
     char key[512];
     key_of(key, sizeof(key), c2s, sid);
     hmap_put(sm->sessions, key, s);
+    s->in_seq = handled; /* acked in <started/> */
     send_started(s, resume);
     log_info(&sm->lc, "session %s started on %s", s->jid, c2s);
     for (size_t i = 0; i < sm->nfeatures; i++) {
@@ -290,9 +291,7 @@ static void on_start(struct sm *sm, const char *c2s, const char *sid, uint64_t s
         arena_free(&a);
         return;
     }
-    session_create(sm, u, c2s, sid, &j, resume, a);
-    if ((s = hmap_get(sm->sessions, key)) != NULL)
-        s->in_seq = handled;
+    session_create(sm, u, c2s, sid, &j, resume, handled, a);
     arena_free(&a);
 }
 
@@ -320,6 +319,32 @@ void sm_start_wait(struct sm *sm, struct sm_user *u, const char *c2s, const char
     p->st = env;
     p->resume = resume_start;
     sm_user_wait(u, p);
+}
+
+static void resume_envelope(struct sm_pkt *p)
+{
+    sm_session_on_envelope(p->sm, p->st, NULL, 0);
+    sm_pkt_free(p);
+}
+
+/* An envelope for a session whose start waits for its user to load goes
+ * behind that start, so nothing is refused and no seq is skipped. */
+static bool wait_for_start(struct sm *sm, const struct xml_node *env)
+{
+    const char *to = xml_attr_get(env, "to");
+    struct arena *a = arena_new(512);
+    struct jid j;
+    struct sm_user *u = NULL;
+    if (to != NULL && jid_parse_str(a, to, &j, NULL) == 0 && j.local != NULL)
+        u = hmap_get(sm->users, jid_bare(a, &j));
+    arena_free(&a);
+    if (u == NULL || u->state != SM_USER_LOADING)
+        return false;
+    struct sm_pkt *p = sm_pkt_new(sm);
+    p->st = xml_node_copy(p->a, env);
+    p->resume = resume_envelope;
+    sm_user_wait(u, p);
+    return true;
 }
 
 static uint64_t attr_u64(const struct xml_node *n, const char *name)
@@ -374,11 +399,19 @@ void sm_session_on_envelope(struct sm *sm, struct xml_node *env, const char *raw
         return;
     }
     if (s == NULL) {
+        if (wait_for_start(sm, env))
+            return;
         if (child != NULL && !xml_is(child, SM_NS_SESSION, "end"))
             refuse(sm, c2s, sid, XMPP_COND_ITEM_NOT_FOUND);
         return;
     }
     ack_upto(s, attr_u64(env, "ack"));
+    if (seq == 0 && child != NULL && xml_is(child, SM_NS_SESSION, "end")) {
+        /* outside the sequence: the c2s forgot the session (it restarted) */
+        sm_presence_broadcast_unavailable(s, NULL);
+        sm_session_end(s, NULL, false);
+        return;
+    }
     if (seq == 0)
         return; /* a pure ack */
     if (seq <= s->in_seq) {
