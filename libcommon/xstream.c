@@ -30,7 +30,7 @@
 #define DEFAULT_MAX_STANZA 65536
 #define DEFAULT_MAX_DEPTH  32
 #define DEFAULT_MAX_ATTRS  64
-#define ARENA_CHUNK        16384
+#define ARENA_CHUNK        2048 /* kept per stream between stanzas: small for idle connections */
 #define FEED_PIECE_MAX     (1 << 29) /* XML_Parse takes an int length */
 #define MAX_STANZA_CAP     (1 << 29) /* so held bytes plus a piece fit in an int */
 #define DEFER_MIN          1024      /* partial token size from which feeding is deferred */
