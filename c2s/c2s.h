@@ -106,6 +106,7 @@ struct client {
     bool tls;         /* the stream is encrypted */
     bool direct_tls;  /* accepted on the tls-port */
     bool authed;      /* SASL succeeded (kept across the restart) */
+    bool anonymous;   /* ... with ANONYMOUS: the sm keeps no account for it */
     bool header_sent; /* our stream header for the current stream */
     bool restarted;   /* a new stream began inside the current read */
     uint8_t pause;    /* enum client_pause bits */

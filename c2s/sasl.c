@@ -114,6 +114,7 @@ static void success(struct client *c, const char *data, size_t len)
     client_write(c, b.data, b.len);
     buf_fini(&b);
     c->authed = true;
+    c->anonymous = s->mech == MECH_ANONYMOUS;
     c->local = s->local;
     s->local = NULL;
     c->c2s->stats.auth_ok++;

@@ -46,6 +46,7 @@ struct session {
     bool link_down;   /* the sm is unreachable: envelopes wait in the queue */
     bool resume_sent; /* a resumed <start/> is out: the replay waits for <started/> */
     bool ack_owed;
+    bool anonymous; /* authenticated with SASL ANONYMOUS */
     char sid[25];
     char ip[48];
     char *jid;
@@ -180,6 +181,8 @@ static void start_payload(const struct session *s, struct buf *b, uint64_t next)
     buf_append_str(b, "<start xmlns='" C2S_NS_SM_LINK "'");
     xml_append_attr(b, "jid", s->jid);
     xml_append_attr(b, "ip", s->ip);
+    if (s->anonymous)
+        buf_append_str(b, " anonymous='1'");
     if (next > 0)
         buf_printf(b, " resume='1' next='%" PRIu64 "'", next);
     buf_append_str(b, "/>");
@@ -206,6 +209,7 @@ struct session *session_start(struct client *c, const char *jid)
     } while (hmap_get(c2s->sm.sessions, s->sid) != NULL);
     hmap_put(c2s->sm.sessions, s->sid, s);
     client_ip(c, s->ip, sizeof(s->ip));
+    s->anonymous = c->anonymous;
     struct buf b = BUF_INIT;
     start_payload(s, &b, 0);
     enqueue(s, b.data, b.len);

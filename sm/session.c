@@ -173,7 +173,10 @@ void sm_session_end(struct sm_session *s, const char *reason, bool tell_c2s)
         unacked_to_offline(s);
     }
     log_info(&sm->lc, "session %s ended%s%s", s->jid, reason ? ": " : "", reason ? reason : "");
+    struct sm_user *u = s->user;
     sm_session_free(s);
+    if (u->anonymous && u->sessions == NULL)
+        sm_user_forget(u);
 }
 
 static void send_started(struct sm_session *s, bool fresh)
@@ -285,6 +288,12 @@ static void on_start(struct sm *sm, const char *c2s, const char *sid, uint64_t s
         sm_start_wait(sm, u, c2s, sid, seq, start);
         arena_free(&a);
         return;
+    }
+    if (u->state == SM_USER_MISSING && xml_attr_get(start, "anonymous") != NULL) {
+        /* SASL ANONYMOUS: no account; the user lives as long as its
+         * sessions and leaves nothing stored (docs/protocol.md §8). */
+        u->state = SM_USER_READY;
+        u->anonymous = true;
     }
     if (u->state == SM_USER_MISSING) {
         refuse(sm, c2s, sid, XMPP_COND_NOT_AUTHORIZED);

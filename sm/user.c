@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "authreg.h"
 #include "arena.h"
 #include "hmap.h"
 #include "xml.h"
@@ -243,6 +244,20 @@ size_t sm_user_available(struct sm_user *u, int min_priority, struct sm_session 
         out[i] = s;
     }
     return n;
+}
+
+void sm_user_forget(struct sm_user *u)
+{
+    for (size_t i = 0; authreg_user_collections[i] != NULL; i++)
+        store_delete(u->sm->st, authreg_user_collections[i], u->jid, NULL, on_saved, u);
+    struct hmap_iter it = {0};
+    void *v;
+    while (hmap_next(u->roster, &it, NULL, &v))
+        item_free(v);
+    hmap_free(&u->roster);
+    u->roster = hmap_new();
+    u->anonymous = false;
+    u->state = SM_USER_MISSING;
 }
 
 static void user_free(struct sm_user *u)

@@ -13,6 +13,7 @@ import ctypes.util
 import hashlib
 import hmac
 import os
+import sqlite3
 import re
 import resource
 import secrets as pysecrets
@@ -1124,6 +1125,49 @@ class WithSm(C2SCase):
         a.send(f"<iq type='get' id='ping1' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>")
         el = a.s.expect(q("iq", NS_CLIENT))
         self.assertEqual((el.get("id"), el.get("type")), ("ping1", "result"))
+
+
+class AnonymousWithSm(C2SCase):
+    """SASL ANONYMOUS gets a real session at the sm, and nothing of it is
+    kept after it ends."""
+
+    ENV = dict(c2s=PLAINTEXT + f"<anonymous>{DOMAIN}</anonymous>",
+               users=(("alice", "secret"),), sm=True)
+
+    def test_anonymous_session_binds_chats_and_leaves_nothing(self):
+        anon = self.client()
+        anon.open_features()
+        self.assertEqual(anon.sasl("ANONYMOUS", b"").tag, q("success", NS_SASL))
+        anon.restart()
+        el = anon.bind("r")
+        self.assertEqual(el.get("type"), "result")
+        jid = el.find(q("bind", NS_BIND)).find(q("jid", NS_BIND)).text
+        alice = self.client()
+        alice.open_features()
+        alice.login("alice", "secret")
+        ajid = alice.bind("a").find(q("bind", NS_BIND)).find(q("jid", NS_BIND)).text
+        anon.send(f"<message to='{ajid}' type='chat' id='x1'><body>hello</body></message>")
+        m = alice.s.expect(q("message", NS_CLIENT))
+        self.assertEqual((m.get("from"), m.get("id")), (jid, "x1"))
+        # a roster entry the anonymous user makes is gone once it leaves
+        anon.send(f"<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+                  f"<item jid='alice@{DOMAIN}'/></query></iq>")
+        anon.s.expect(q("iq", NS_CLIENT), pred=lambda e: e.get("id") == "r1")
+        anon.send("</stream:stream>")
+        anon.s.wait_closed()
+        wait_log(self.env.sm, f"session {jid} ended")
+        local = jid.split("@")[0]
+        deadline = time.time() + 5
+        rows = None
+        while time.time() < deadline:
+            db = sqlite3.connect(os.path.join(self.env.dep.dir, "parley.db"))
+            rows = db.execute("SELECT count(*) FROM roster_items WHERE owner LIKE ?",
+                              (local + "@%",)).fetchone()[0]
+            db.close()
+            if rows == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(rows, 0)
 
 
 @unittest.skipUnless(sm_built(), "parley-sm is not built")
