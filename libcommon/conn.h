@@ -58,8 +58,8 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_ops *op
 int conn_starttls_server(struct conn *c, struct tls_creds *creds, struct err *err) PL_WARN_UNUSED;
 /* Client side: verifies the peer against the system trust store or
  * ca_file and server_name (RFC 6125, SNI sent) unless verify is false. */
-int conn_starttls_client(struct conn *c, const char *server_name, const char *ca_file,
-                         bool verify, struct err *err) PL_WARN_UNUSED;
+int conn_starttls_client(struct conn *c, const char *server_name, const char *ca_file, bool verify,
+                         struct err *err) PL_WARN_UNUSED;
 
 /* The full set of client-side options; conn_starttls_client is this with
  * no certificate and the default priority. Strings are copied. */

@@ -7,6 +7,9 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 
+echo "== format: clang-format --dry-run -Werror"
+git ls-files '*.c' '*.h' 2>/dev/null | xargs -r clang-format --dry-run -Werror
+
 jobs=$(nproc 2>/dev/null || echo 2)
 for preset in ci asan; do
     echo "== build: $preset"
