@@ -14,8 +14,8 @@
  * whose privacy lists refuse messages from the domain gets none.
  * Limit: with several sm processes sharing a domain, "now" reaches the
  * sessions of the sm that got the announcement; the MOTD reaches everyone
- * at login. */
-#include "sm.h"
+ * at login. The same logic serves the XEP-0133 commands (motd.h). */
+#include "motd.h"
 
 #include <string.h>
 
@@ -25,6 +25,7 @@
 #include "xml.h"
 
 #include "admins.h"
+#include "sm.h"
 
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_XHTML "http://jabber.org/protocol/xhtml-im"
@@ -67,13 +68,12 @@ static bool in_domain(const char *bare, const char *domain)
     return at != NULL && strcmp(at + 1, domain) == 0;
 }
 
-/* Sends m to every available session of domain's users; when motd_time is
- * not 0, records that they have seen that MOTD. */
-static void broadcast(struct sm *sm, const char *domain, struct arena *a, struct xml_node *m,
-                      int64_t motd_time)
+size_t sm_motd_broadcast(struct sm *sm, const char *domain, struct arena *a, struct xml_node *m,
+                         int64_t motd_time)
 {
     struct hmap_iter it = {0};
     void *v;
+    size_t n = 0;
     while (hmap_next(sm->users, &it, NULL, &v)) {
         struct sm_user *u = v;
         bool sent = false;
@@ -86,32 +86,56 @@ static void broadcast(struct sm *sm, const char *domain, struct arena *a, struct
             xml_attr_set(a, m, "to", s->jid);
             sm_session_write(s, m, NULL);
             sent = true;
+            n++;
         }
         if (sent && motd_time != 0)
             record_seen(sm, u->jid, motd_time);
     }
+    return n;
 }
 
-/* ---- setting and deleting -------------------------------------------------------- */
+/* ---- setting, reading and deleting ------------------------------------------------ */
 
-/* An administrator's request in flight. */
+/* One MOTD operation in flight, in its own arena. */
 struct motd_op {
-    struct sm_pkt *p;
+    struct sm *sm;
+    struct arena *a;
+    char *domain;
     struct xml_node *msg;
     int64_t now;
     bool send;
+    sm_motd_cb *cb;
+    void *arg;
 };
+
+static struct motd_op *op_new(struct sm *sm, const char *domain, sm_motd_cb *cb, void *arg)
+{
+    struct arena *a = arena_new(1024);
+    struct motd_op *op = arena_alloc(a, sizeof(*op));
+    op->sm = sm;
+    op->a = a;
+    op->domain = arena_strdup(a, domain);
+    op->cb = cb;
+    op->arg = arg;
+    return op;
+}
+
+static void op_done(struct motd_op *op, enum xmpp_cond cond, const struct xml_node *motd)
+{
+    struct arena *a = op->a;
+    op->cb(op->arg, cond, motd);
+    arena_free(&a);
+}
 
 static bool failed(struct motd_op *op, const struct store_res *res, const char *what)
 {
     if (res->status == STORE_OK)
         return false;
-    log_warn(&op->p->sm->lc, "%s the MOTD of %s: %s", what, op->p->to.domain, res->err.text);
-    sm_error(op->p,
-             res->status == STORE_ERR_INPUT ? XMPP_COND_NOT_ACCEPTABLE
-                                            : XMPP_COND_INTERNAL_SERVER_ERROR,
-             NULL);
-    sm_pkt_free(op->p);
+    log_warn(&op->sm->lc, "%s the MOTD of %s: %s", what, op->domain, res->err.text);
+    op_done(op,
+            res->status == STORE_ERR_INPUT ? XMPP_COND_NOT_ACCEPTABLE
+                                           : XMPP_COND_INTERNAL_SERVER_ERROR,
+            NULL);
     return true;
 }
 
@@ -121,8 +145,8 @@ static void on_time_set(const struct store_res *res, void *arg)
     if (failed(op, res, "dating"))
         return;
     if (op->send)
-        broadcast(op->p->sm, op->p->to.domain, op->p->a, op->msg, op->now);
-    sm_pkt_free(op->p);
+        sm_motd_broadcast(op->sm, op->domain, op->a, op->msg, op->now);
+    op_done(op, XMPP_COND_NONE, NULL);
 }
 
 static void on_message_set(const struct store_res *res, void *arg)
@@ -130,36 +154,31 @@ static void on_message_set(const struct store_res *res, void *arg)
     struct motd_op *op = arg;
     if (failed(op, res, "storing"))
         return;
-    struct store_rec *r = store_rec_new(op->p->a);
-    store_rec_time(op->p->a, r, "time", op->now);
-    store_put(op->p->sm->st, "motd-times", op->p->to.domain, r, on_time_set, op);
+    struct store_rec *r = store_rec_new(op->a);
+    store_rec_time(op->a, r, "time", op->now);
+    store_put(op->sm->st, "motd-times", op->domain, r, on_time_set, op);
 }
 
-static void motd_set(struct sm_pkt *p, bool send)
+void sm_motd_set(struct sm *sm, const char *domain, const struct xml_node *m, bool send,
+                 sm_motd_cb *cb, void *arg)
 {
-    struct motd_op *op = arena_alloc(p->a, sizeof(*op));
-    op->p = p;
-    op->msg = announcement(p);
+    struct motd_op *op = op_new(sm, domain, cb, arg);
+    op->msg = xml_node_copy(op->a, m);
     op->now = sm_now_us();
     op->send = send;
-    if (xml_first_elem(op->msg) == NULL) {
-        sm_error(p, XMPP_COND_BAD_REQUEST, "an announcement has a subject or a body");
-        return;
-    }
     struct buf b = BUF_INIT;
     xml_serialize(&b, op->msg, XML_NS_CLIENT);
-    struct store_rec *r = store_rec_new(p->a);
-    store_rec_xml(p->a, r, "xml", buf_cstr(&b));
+    struct store_rec *r = store_rec_new(op->a);
+    store_rec_xml(op->a, r, "xml", buf_cstr(&b));
     buf_fini(&b);
-    sm_pkt_keep(p);
-    store_put(p->sm->st, "motd-message", p->to.domain, r, on_message_set, op);
+    store_put(sm->st, "motd-message", op->domain, r, on_message_set, op);
 }
 
 static void on_message_deleted(const struct store_res *res, void *arg)
 {
     struct motd_op *op = arg;
     if (!failed(op, res, "deleting"))
-        sm_pkt_free(op->p);
+        op_done(op, XMPP_COND_NONE, NULL);
 }
 
 static void on_time_deleted(const struct store_res *res, void *arg)
@@ -167,34 +186,76 @@ static void on_time_deleted(const struct store_res *res, void *arg)
     struct motd_op *op = arg;
     if (failed(op, res, "deleting"))
         return;
-    store_delete(op->p->sm->st, "motd-message", op->p->to.domain, NULL, on_message_deleted, op);
+    store_delete(op->sm->st, "motd-message", op->domain, NULL, on_message_deleted, op);
 }
 
 /* The time goes first: without it no MOTD is shown, whatever is left. */
-static void motd_delete(struct sm_pkt *p)
+void sm_motd_delete(struct sm *sm, const char *domain, sm_motd_cb *cb, void *arg)
 {
-    struct motd_op *op = arena_alloc(p->a, sizeof(*op));
-    op->p = p;
-    sm_pkt_keep(p);
-    store_delete(p->sm->st, "motd-times", p->to.domain, NULL, on_time_deleted, op);
+    struct motd_op *op = op_new(sm, domain, cb, arg);
+    store_delete(sm->st, "motd-times", op->domain, NULL, on_time_deleted, op);
+}
+
+static void on_message_got(const struct store_res *res, void *arg)
+{
+    struct motd_op *op = arg;
+    if (failed(op, res, "reading"))
+        return;
+    struct xml_node *m = NULL;
+    if (res->nrows > 0)
+        m = xml_parse_fragment(op->a, store_rec_get_str(res->rows[0], "xml", ""));
+    op_done(op, XMPP_COND_NONE, m);
+}
+
+static void on_time_got(const struct store_res *res, void *arg)
+{
+    struct motd_op *op = arg;
+    if (failed(op, res, "reading"))
+        return;
+    if (res->nrows == 0) {
+        op_done(op, XMPP_COND_NONE, NULL); /* no MOTD, whatever is left of one */
+        return;
+    }
+    store_get(op->sm->st, "motd-message", op->domain, NULL, on_message_got, op);
+}
+
+void sm_motd_get(struct sm *sm, const char *domain, sm_motd_cb *cb, void *arg)
+{
+    struct motd_op *op = op_new(sm, domain, cb, arg);
+    store_get(sm->st, "motd-times", op->domain, NULL, on_time_got, op);
+}
+
+/* ---- the announce/ resources ------------------------------------------------------- */
+
+static void on_announce_done(void *arg, enum xmpp_cond cond, const struct xml_node *motd)
+{
+    struct sm_pkt *p = arg;
+    (void)motd;
+    if (cond != XMPP_COND_NONE)
+        sm_error(p, cond, NULL);
+    sm_pkt_free(p);
 }
 
 static void announce(struct sm_pkt *p, const char *what)
 {
-    if (strcmp(what, "online") == 0) {
-        struct xml_node *m = announcement(p);
-        if (xml_first_elem(m) == NULL)
-            sm_error(p, XMPP_COND_BAD_REQUEST, "an announcement has a subject or a body");
-        else
-            broadcast(p->sm, p->to.domain, p->a, m, 0);
-    } else if (strcmp(what, "motd") == 0) {
-        motd_set(p, true);
-    } else if (strcmp(what, "motd/update") == 0) {
-        motd_set(p, false);
-    } else if (strcmp(what, "motd/delete") == 0) {
-        motd_delete(p);
-    } else {
+    bool motd = strcmp(what, "motd") == 0, update = strcmp(what, "motd/update") == 0;
+    if (strcmp(what, "motd/delete") == 0) {
+        sm_pkt_keep(p);
+        sm_motd_delete(p->sm, p->to.domain, on_announce_done, p);
+        return;
+    }
+    if (!motd && !update && strcmp(what, "online") != 0) {
         sm_error(p, XMPP_COND_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    struct xml_node *m = announcement(p);
+    if (xml_first_elem(m) == NULL) {
+        sm_error(p, XMPP_COND_BAD_REQUEST, "an announcement has a subject or a body");
+    } else if (motd || update) {
+        sm_pkt_keep(p);
+        sm_motd_set(p->sm, p->to.domain, m, motd, on_announce_done, p);
+    } else {
+        sm_motd_broadcast(p->sm, p->to.domain, p->a, m, 0);
     }
 }
 

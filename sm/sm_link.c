@@ -17,16 +17,27 @@ static void on_up(struct comp_client *cc, void *arg)
     log_notice(&sm->lc, "connected to the router");
 }
 
+/* Hands a component notice (NULL: the link is down) to every feature. */
+static void features_notice(struct sm *sm, const struct xml_node *n)
+{
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i]->on_component != NULL)
+            sm->features[i]->on_component(sm, n);
+    }
+}
+
 static void on_down(struct comp_client *cc, void *arg)
 {
     struct sm *sm = arg;
     (void)cc;
     log_warn(&sm->lc, "router link down; sessions are kept for the c2s to resume");
     sm_sessions_link_down(sm);
+    features_notice(sm, NULL);
 }
 
 static void on_notice(struct sm *sm, const struct xml_node *n)
 {
+    features_notice(sm, n);
     const char *name = xml_attr_get(n, "name");
     const char *state = xml_attr_get(n, "state");
     if (name == NULL || state == NULL)
