@@ -40,10 +40,23 @@ static int features_init(struct sm *sm, struct err *err)
         sm->features[i] = sm_feature_registry[i];
     qsort(sm->features, sm->nfeatures, sizeof(*sm->features), by_order);
     for (size_t i = 0; i < sm->nfeatures; i++) {
-        if (sm->features[i]->init != NULL && sm->features[i]->init(sm, err) < 0)
+        if (sm->features[i]->init != NULL && sm->features[i]->init(sm, err) < 0) {
+            while (i-- > 0) { /* undo the ones already up */
+                if (sm->features[i]->fini != NULL)
+                    sm->features[i]->fini(sm);
+            }
             return -1;
+        }
     }
     return 0;
+}
+
+static void features_free(struct sm *sm)
+{
+    free(sm->features);
+    free(sm->feature_state);
+    sm->features = NULL;
+    sm->feature_state = NULL;
 }
 
 static void *sm_init(struct daemon *d, const struct common_cfg *common, const void *cfgp,
@@ -64,7 +77,14 @@ static void *sm_init(struct daemon *d, const struct common_cfg *common, const vo
     store_cfg_from_common(common, a, &scfg);
     sm->st = store_open(sm->base, &scfg, true, false, err);
     arena_free(&a);
-    if (sm->st == NULL || features_init(sm, err) < 0 || sm_link_start(sm, err) < 0) {
+    bool features_up = false;
+    if (sm->st == NULL || features_init(sm, err) < 0 || !(features_up = true) ||
+        sm_link_start(sm, err) < 0) {
+        for (size_t i = 0; features_up && i < sm->nfeatures; i++) {
+            if (sm->features[i]->fini != NULL)
+                sm->features[i]->fini(sm);
+        }
+        features_free(sm);
         store_close(&sm->st);
         hmap_free(&sm->users);
         hmap_free(&sm->sessions);
@@ -101,8 +121,7 @@ static void sm_fini(void *ctx)
             sm->features[i]->fini(sm);
     }
     sm_users_free_all(sm);
-    free(sm->features);
-    free(sm->feature_state);
+    features_free(sm);
     sm_graces_free(sm);
     event_free(sm->housekeeping);
     hmap_free(&sm->users);
