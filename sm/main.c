@@ -77,25 +77,31 @@ static void *sm_init(struct daemon *d, const struct common_cfg *common, const vo
     store_cfg_from_common(common, a, &scfg);
     sm->st = store_open(sm->base, &scfg, true, false, err);
     arena_free(&a);
-    bool features_up = false;
-    if (sm->st == NULL || features_init(sm, err) < 0 || !(features_up = true) ||
-        sm_link_start(sm, err) < 0) {
-        for (size_t i = 0; features_up && i < sm->nfeatures; i++) {
-            if (sm->features[i]->fini != NULL)
-                sm->features[i]->fini(sm);
-        }
-        features_free(sm);
-        store_close(&sm->st);
-        hmap_free(&sm->users);
-        hmap_free(&sm->sessions);
-        free((char *)sm->name);
-        free(sm);
-        return NULL;
-    }
+    if (sm->st == NULL)
+        goto fail;
+    if (features_init(sm, err) < 0)
+        goto fail_features; /* it undid what it had started */
+    if (sm_link_start(sm, err) < 0)
+        goto fail_fini;
     sm->housekeeping = event_new(sm->base, -1, EV_PERSIST, on_housekeeping, sm);
     struct timeval sec = {1, 0};
     event_add(sm->housekeeping, &sec);
     return sm;
+
+fail_fini:
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (sm->features[i]->fini != NULL)
+            sm->features[i]->fini(sm);
+    }
+fail_features:
+    features_free(sm);
+fail:
+    store_close(&sm->st);
+    hmap_free(&sm->users);
+    hmap_free(&sm->sessions);
+    free((char *)sm->name);
+    free(sm);
+    return NULL;
 }
 
 static void sm_stop(void *ctx)
