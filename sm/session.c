@@ -137,17 +137,17 @@ static void unacked_to_offline(struct sm_session *s)
 {
     struct sm *sm = s->user->sm;
     for (struct sm_unacked *u = s->unacked_head; u != NULL; u = u->next) {
-        struct sm_pkt *p = sm_pkt_new(sm);
-        struct xml_node *st = xml_parse_fragment(p->a, u->stanza);
-        if (st == NULL || strcmp(st->name, "message") != 0) {
-            sm_pkt_free(p);
-            continue;
-        }
-        sm_pkt_free(p);
-        struct sm_pkt *q = sm_pkt_from_node(sm, st, SM_TO_USER);
+        struct arena *a = arena_new(1024);
+        struct xml_node *st = xml_parse_fragment(a, u->stanza);
+        struct sm_pkt *q = NULL;
+        if (st != NULL && strcmp(st->name, "message") == 0)
+            q = sm_pkt_from_node(sm, st, SM_TO_USER); /* copies st */
+        arena_free(&a);
         if (q == NULL)
             continue;
         q->user = s->user;
+        if (u->origin != NULL)
+            q->origin = arena_strdup(q->a, u->origin);
         sm_offline_store(q);
         if (!q->kept)
             sm_pkt_free(q);
