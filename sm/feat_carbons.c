@@ -196,15 +196,13 @@ static void on_session_end(struct sm_session *s)
 static int carbons_init(struct sm *sm, struct err *err)
 {
     (void)err;
-    sm_feature_set_state(sm, &sm_feat_carbons, hmap_new());
+    sm_feature_map_new(sm, &sm_feat_carbons);
     return 0;
 }
 
 static void carbons_fini(struct sm *sm)
 {
-    struct hmap *enabled = enabled_of(sm);
-    hmap_free(&enabled);
-    sm_feature_set_state(sm, &sm_feat_carbons, NULL);
+    sm_feature_map_free(sm, &sm_feat_carbons, NULL); /* values are sessions, not owned */
 }
 
 static const struct sm_iq_handler iqs[] = {

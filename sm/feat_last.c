@@ -166,19 +166,13 @@ static void on_session_end(struct sm_session *s)
 static int init(struct sm *sm, struct err *err)
 {
     (void)err;
-    sm_feature_set_state(sm, &sm_feat_last, hmap_new());
+    sm_feature_map_new(sm, &sm_feat_last);
     return 0;
 }
 
 static void fini(struct sm *sm)
 {
-    struct hmap *m = statuses(sm);
-    struct hmap_iter it = {0};
-    void *v;
-    while (hmap_next(m, &it, NULL, &v))
-        free(v);
-    hmap_free(&m);
-    sm_feature_set_state(sm, &sm_feat_last, NULL);
+    sm_feature_map_free(sm, &sm_feat_last, free);
 }
 
 static const struct sm_iq_handler iqs[] = {

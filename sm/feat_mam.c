@@ -304,6 +304,11 @@ static void entry_free(struct mam_user *mu)
     free(mu);
 }
 
+static void entry_free_cb(void *v)
+{
+    entry_free(v);
+}
+
 /* Forgets a user's preferences once nothing needs them (no session but
  * `ending`, nothing waiting), or at once when force is set. */
 static void entry_release(struct sm *sm, struct mam_user *mu, const struct sm_session *ending,
@@ -1261,19 +1266,13 @@ static void on_iq(struct sm_pkt *p, struct xml_node *req)
 static int mam_init(struct sm *sm, struct err *err)
 {
     (void)err;
-    sm_feature_set_state(sm, &sm_feat_mam, hmap_new());
+    sm_feature_map_new(sm, &sm_feat_mam);
     return 0;
 }
 
 static void mam_fini(struct sm *sm)
 {
-    struct hmap *users = users_of(sm);
-    struct hmap_iter it = {0};
-    void *v;
-    while (hmap_next(users, &it, NULL, &v))
-        entry_free(v);
-    hmap_free(&users);
-    sm_feature_set_state(sm, &sm_feat_mam, NULL);
+    sm_feature_map_free(sm, &sm_feat_mam, entry_free_cb);
 }
 
 static const struct sm_iq_handler iqs[] = {

@@ -173,6 +173,11 @@ static void entry_free(struct vcard_user *vu)
     free(vu);
 }
 
+static void entry_free_cb(void *v)
+{
+    entry_free(v);
+}
+
 static void on_session_end(struct sm_session *s)
 {
     struct sm_user *u = s->user;
@@ -284,19 +289,13 @@ static void on_vcard(struct sm_pkt *p, struct xml_node *v)
 static int init(struct sm *sm, struct err *err)
 {
     (void)err;
-    sm_feature_set_state(sm, &sm_feat_vcard, hmap_new());
+    sm_feature_map_new(sm, &sm_feat_vcard);
     return 0;
 }
 
 static void fini(struct sm *sm)
 {
-    struct hmap *users = users_of(sm);
-    struct hmap_iter it = {0};
-    void *v;
-    while (hmap_next(users, &it, NULL, &v))
-        entry_free(v);
-    hmap_free(&users);
-    sm_feature_set_state(sm, &sm_feat_vcard, NULL);
+    sm_feature_map_free(sm, &sm_feat_vcard, entry_free_cb);
 }
 
 static const struct sm_iq_handler iqs[] = {

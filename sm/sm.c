@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "arena.h"
+#include "hmap.h"
 #include "xml.h"
 
 int64_t sm_now_us(void)
@@ -276,4 +277,20 @@ void sm_feature_set_state(struct sm *sm, const struct sm_feature *f, void *state
         if (sm->features[i] == f)
             sm->feature_state[i] = state;
     }
+}
+
+void sm_feature_map_new(struct sm *sm, const struct sm_feature *f)
+{
+    sm_feature_set_state(sm, f, hmap_new());
+}
+
+void sm_feature_map_free(struct sm *sm, const struct sm_feature *f, void (*free_value)(void *))
+{
+    struct hmap *m = sm_feature_state(sm, f);
+    struct hmap_iter it = {0};
+    void *v;
+    while (free_value != NULL && hmap_next(m, &it, NULL, &v))
+        free_value(v);
+    hmap_free(&m);
+    sm_feature_set_state(sm, f, NULL);
 }

@@ -242,6 +242,12 @@ struct sm_pkt *sm_pkt_from_node(struct sm *sm, const struct xml_node *st, enum s
 void *sm_feature_state(const struct sm *sm, const struct sm_feature *f);
 void sm_feature_set_state(struct sm *sm, const struct sm_feature *f, void *state);
 
+/* Most features' state is one string-keyed map: these make it the
+ * feature's state and, at fini, free every value with free_value (may be
+ * NULL) and the map. */
+void sm_feature_map_new(struct sm *sm, const struct sm_feature *f);
+void sm_feature_map_free(struct sm *sm, const struct sm_feature *f, void (*free_value)(void *));
+
 /* The features' allow_out / allow_in verdicts (true when none objects). */
 bool sm_allow_out(struct sm_user *u, enum sm_kind kind, const char *peer);
 bool sm_allow_in(struct sm_user *u, enum sm_kind kind, const char *peer);
