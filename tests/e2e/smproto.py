@@ -3,6 +3,7 @@
 session link (docs/protocol.md §8) through the real router. Shared by the
 sm feature tests."""
 
+import os
 import secrets
 import subprocess
 import time
@@ -94,13 +95,34 @@ class SmCase(unittest.TestCase):
 
     USERS = ("alice", "bob", "carol")
     SM_SECTION = "<offline-quota>3</offline-quota><session-grace>2s</session-grace>"
+    STORAGE_EXTRA = ""  # more <storage> keys for a test class
+
+    def storage_xml(self):
+        """SQLite in the test's folder, or, with PARLEY_STORE=pgsql, a fresh
+        database on the ctest fixture's PostgreSQL server."""
+        inner = self.STORAGE_EXTRA
+        self.pg_db = None
+        if os.environ.get("PARLEY_STORE") == "pgsql":
+            self.pg_db = "t" + secrets.token_hex(6)
+            self.pg_base = (f"host={os.environ['PL_PG_DIR']} port={os.environ['PL_PG_PORT']} "
+                            "user=parley")
+            subprocess.run(["psql", f"{self.pg_base} dbname=parley", "-qc",
+                            f"CREATE DATABASE {self.pg_db}"], check=True, capture_output=True)
+            inner += (f"<driver>pgsql</driver><pgsql><conninfo>{self.pg_base} "
+                      f"dbname={self.pg_db}</conninfo></pgsql>")
+        return f"  <storage>{inner}</storage>\n" if inner else ""
+
+    def drop_pg_db(self):
+        if getattr(self, "pg_db", None):
+            subprocess.run(["psql", f"{self.pg_base} dbname=parley", "-qc",
+                            f"DROP DATABASE {self.pg_db} WITH (FORCE)"], capture_output=True)
 
     def setUp(self):
         self.comps = {"c2s-t": (secret(), []), "sm": (secret(), [DOMAIN]),
                       "s2s": (secret(), ["*"])}
         self.dep = Deployment(self.comps, extra=(
             f"  <domain>{DOMAIN}</domain>\n  <data-dir>{{dir}}</data-dir>\n"
-            f"  <sm><name>sm</name>{self.SM_SECTION}</sm>\n"))
+            f"  <sm><name>sm</name>{self.SM_SECTION}</sm>\n" + self.storage_xml()))
         self.dep.extra = self.dep.extra.replace("{dir}", self.dep.dir)
         self.dep.write_config()
         ctl = [binary("parleyctl"), "--config", self.dep.config]
@@ -131,7 +153,10 @@ class SmCase(unittest.TestCase):
     def tearDown(self):
         self.c2s.close()
         self.s2s.close()
-        self.dep.cleanup()
+        try:
+            self.dep.cleanup()
+        finally:
+            self.drop_pg_db()
 
     def login(self, user, res="r"):
         link = Link(self, self.c2s, "c2s-t", f"{user}@{DOMAIN}/{res}")

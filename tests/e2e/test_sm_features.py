@@ -13,8 +13,6 @@ import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
-import harness
-import smproto
 from harness import q
 from smproto import DOMAIN, NS_CLIENT, NS_SESSION, NS_STANZAS, SmCase
 
@@ -51,24 +49,10 @@ def stamp(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _StorageLimit(harness.Deployment):
-    """The deployment of SmCase with a small store value limit."""
-
-    def __init__(self, components, extra="", router_section=""):
-        extra += f"  <storage><max-value>{MAX_VALUE}</max-value></storage>\n"
-        super().__init__(components, extra=extra, router_section=router_section)
-
-
 class FeatureCase(SmCase):
     SM_SECTION = ("<offline-quota>3</offline-quota><session-grace>2s</session-grace>"
                   f"<admin>alice@{DOMAIN}</admin>")
-
-    def setUp(self):
-        smproto.Deployment = _StorageLimit
-        try:
-            super().setUp()
-        finally:
-            smproto.Deployment = harness.Deployment
+    STORAGE_EXTRA = f"<max-value>{MAX_VALUE}</max-value>"
 
     def restart_sm(self):
         self.sm.stop()
