@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/random.h>
 
 #include <event2/buffer.h>
@@ -223,8 +225,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct comp_client *cc = arg;
-    (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
+        /* Stanzas are small and latency matters more than packet count. */
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         static const char fmt[] =
             "<?xml version='1.0'?><stream:stream "
             "xmlns:stream='" XML_NS_STREAM "' xmlns='" XML_NS_COMP "' to='%s'>";

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -214,6 +216,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct router *r = arg;
     (void)l;
     (void)salen;
+    /* Stanzas are small and latency matters more than packet count. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct peer *c = xcalloc(1, sizeof(*c));
     c->r = r;
     netaddr_format(sa, c->peer, sizeof(c->peer));
