@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,7 +28,8 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
-#define HIST_US       1000000 /* latency histogram: 1 us buckets up to 1 s, then one overflow */
+#define HIST_US       1000000 /* latency histogram: 1 us buckets below 1 s, */
+#define HIST_MS       120000  /* then 1 ms buckets up to 2 minutes (and one overflow) */
 #define MAX_PIDS      8
 #define READ_CHUNK    65536
 #define SETUP_TIMEOUT 120 /* seconds for every session of a phase to be ready */
@@ -43,9 +45,8 @@ enum bench_exit {
 enum mode { MODE_LOGINS, MODE_MESSAGES, MODE_RATE, MODE_IDLE };
 
 struct opts {
-    const char *host, *domain, *prefix, *password, *mech;
-    int port, users, first, concurrency, window, seconds, warmup, drain, settle, rounds;
-    long rate;
+    const char *host, *domain, *prefix, *password, *mech, *archive;
+    int port, users, first, concurrency, window, seconds, warmup, drain, settle, rounds, rate;
     long pids[MAX_PIDS];
     int npids;
     enum mode mode;
@@ -73,8 +74,14 @@ enum conn_state {
     CS_FEATURES2,
     CS_BIND,
     CS_SESSION,
-    CS_PING, /* presence and a ping sent: the ping's result means the session is available */
+    CS_PREFS, /* XEP-0441 archive preferences (--archive) */
+    CS_PING,  /* presence and a ping sent: the ping's result means the session is available */
     CS_READY,
+};
+
+static const char *const state_names[] = {
+    "free", "connecting", "features", "auth", "features after auth",
+    "bind", "session",    "prefs",    "ping", "ready",
 };
 
 struct conn {
@@ -95,12 +102,22 @@ struct conn {
 };
 
 struct stats {
-    uint64_t hist[HIST_US + 1];
+    uint64_t hist[HIST_US];
+    uint64_t hist_ms[HIST_MS + 1];
     uint64_t count, max_us, sum_us;
+};
+
+/* --mode rate: messages go out round-robin over the users; each carries the time it was due,
+ * not when it was written, so a server that falls behind shows its queueing. */
+struct schedule {
+    int64_t t0;
+    uint64_t sent;
+    int next;
 };
 
 struct bench {
     struct opts o;
+    struct schedule sched;
     int ep;
     struct conn *conns;
     int nconns;
@@ -109,7 +126,8 @@ struct bench {
     int ndirty;
     bool sending, measuring, failed;
     int ready, failures;
-    uint64_t login_seq, received, errors, disorder, scram_full;
+    unsigned scram_iter; /* the iteration count servers sent, the last time */
+    uint64_t login_seq, received, errors, disorder, scram_full, prefs_refused;
     struct stats lat;
     char rx[READ_CHUNK];
 };
@@ -217,14 +235,17 @@ static double self_cpu_s(void)
 static void stats_add(struct stats *s, int64_t ns)
 {
     uint64_t us = ns < 0 ? 0 : (uint64_t)ns / 1000;
-    s->hist[us < HIST_US ? us : HIST_US]++;
+    if (us < HIST_US)
+        s->hist[us]++;
+    else
+        s->hist_ms[us / 1000 < HIST_MS ? us / 1000 : HIST_MS]++;
     s->count++;
     s->sum_us += us;
     if (us > s->max_us)
         s->max_us = us;
 }
 
-/* The q-quantile in microseconds (HIST_US means "1 s or more"). */
+/* The q-quantile in microseconds (1 ms resolution from 1 s on). */
 static uint64_t stats_quantile(const struct stats *s, double q)
 {
     if (s->count == 0)
@@ -233,12 +254,17 @@ static uint64_t stats_quantile(const struct stats *s, double q)
     if (want >= s->count)
         want = s->count - 1;
     uint64_t seen = 0;
-    for (uint64_t us = 0; us <= HIST_US; us++) {
+    for (uint64_t us = 0; us < HIST_US; us++) {
         seen += s->hist[us];
         if (seen > want)
             return us;
     }
-    return HIST_US;
+    for (uint64_t ms = 0; ms <= HIST_MS; ms++) {
+        seen += s->hist_ms[ms];
+        if (seen > want)
+            return ms * 1000;
+    }
+    return s->max_us;
 }
 
 /* ---- buffers and base64 -------------------------------------------------------------------- */
@@ -530,7 +556,7 @@ static void conn_fail(struct bench *b, struct conn *c, const char *fmt, ...)
     va_list ap;
     user_name(b, c->user, user, sizeof(user));
     if (b->failures++ < 10) {
-        fprintf(stderr, "c2s_bench: %s (state %d): ", user, (int)c->state);
+        fprintf(stderr, "c2s_bench: %s (%s): ", user, state_names[c->state]);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
@@ -655,7 +681,8 @@ static void scram_challenge(struct bench *b, struct conn *c, const char *sfirst)
         conn_fail(b, c, "bad SCRAM challenge: %s", sfirst);
         return;
     }
-    const struct scram_keys *k = scram_keys(b, c->user, salt, (unsigned)atoi(iters.p));
+    b->scram_iter = (unsigned)atoi(iters.p);
+    const struct scram_keys *k = scram_keys(b, c->user, salt, b->scram_iter);
     if (k == NULL) {
         conn_fail(b, c, "SCRAM: bad salt or PBKDF2 failed");
         return;
@@ -765,31 +792,48 @@ static void send_presence_ping(struct bench *b, struct conn *c)
 
 static void on_ready(struct bench *b, struct conn *c);
 
-/* An <iq/> during login: the results of bind, session and ping. */
-static void on_login_iq(struct bench *b, struct conn *c, struct str s)
+/* After bind: the session request if the server needs it, the archive preferences if asked
+ * for, then presence and a ping. */
+static void login_step(struct bench *b, struct conn *c)
 {
-    const char *want = c->state == CS_BIND      ? "bind"
-                       : c->state == CS_SESSION ? "session"
-                       : c->state == CS_PING    ? "ping"
-                                                : "";
-    if (!attr_is(s, "id", want))
-        return;
-    if (!attr_is(s, "type", "result")) {
-        conn_fail(b, c, "%s failed: %.*s", want, (int)s.len, s.p);
-        return;
-    }
     if (c->state == CS_BIND && c->need_session) {
         send_str(b, c,
                  "<iq type='set' id='session'>"
                  "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
         c->state = CS_SESSION;
-    } else if (c->state == CS_BIND || c->state == CS_SESSION) {
-        send_presence_ping(b, c);
+    } else if (c->state < CS_PREFS && b->o.archive != NULL) {
+        bytes_printf(&c->out,
+                     "<iq type='set' id='prefs'><prefs xmlns='urn:xmpp:mam:2' default='%s'/></iq>",
+                     b->o.archive);
+        mark_dirty(b, c);
+        c->state = CS_PREFS;
     } else {
-        c->state = CS_READY;
-        b->ready++;
-        on_ready(b, c);
+        send_presence_ping(b, c);
     }
+}
+
+/* An <iq/> during login: the results of bind, session, prefs and ping. */
+static void on_login_iq(struct bench *b, struct conn *c, struct str s)
+{
+    static const char *const ids[] = {
+        [CS_BIND] = "bind", [CS_SESSION] = "session", [CS_PREFS] = "prefs", [CS_PING] = "ping"};
+    const char *want = ids[c->state];
+    if (!attr_is(s, "id", want))
+        return;
+    /* A server without XEP-0313 refuses the preferences: that is fine, it archives nothing. */
+    if (!attr_is(s, "type", "result") && c->state != CS_PREFS) {
+        conn_fail(b, c, "%s failed: %.*s", want, (int)s.len, s.p);
+        return;
+    }
+    if (c->state == CS_PREFS && !attr_is(s, "type", "result"))
+        b->prefs_refused++;
+    if (c->state != CS_PING) {
+        login_step(b, c);
+        return;
+    }
+    c->state = CS_READY;
+    b->ready++;
+    on_ready(b, c);
 }
 
 static void send_message(struct bench *b, struct conn *c, int64_t stamp)
@@ -1041,28 +1085,17 @@ static bool drained(struct bench *b)
     return total_inflight(b) == 0;
 }
 
-/* --mode rate: the schedule. Messages go out round-robin over the users; each carries the time
- * it was due, not when it was written, so a server that falls behind shows its queueing. */
-struct schedule {
-    int64_t t0;
-    uint64_t due_sent;
-    int next;
-};
-
-static struct schedule sched;
-
 static void rate_tick(struct bench *b)
 {
+    struct schedule *sc = &b->sched;
     if (!b->sending)
         return;
-    int64_t now = now_ns();
-    uint64_t due = (uint64_t)((double)(now - sched.t0) * (double)b->o.rate / 1e9);
-    while (sched.due_sent < due) {
-        struct conn *c = &b->conns[sched.next];
-        sched.next = (sched.next + 1) % b->nconns;
-        int64_t stamp = sched.t0 + (int64_t)((double)sched.due_sent * 1e9 / (double)b->o.rate);
-        send_message(b, c, stamp);
-        sched.due_sent++;
+    uint64_t due = (uint64_t)((double)(now_ns() - sc->t0) * b->o.rate / 1e9);
+    while (sc->sent < due) {
+        struct conn *c = &b->conns[sc->next];
+        sc->next = (sc->next + 1) % b->nconns;
+        send_message(b, c, sc->t0 + (int64_t)((double)sc->sent * 1e9 / b->o.rate));
+        sc->sent++;
     }
 }
 
@@ -1110,7 +1143,8 @@ static void print_result(struct bench *b, const struct window *w, const char *ex
     double secs = (double)(w->t1 - w->t0) / 1e9;
     double srv = w->srv_cpu0 < 0 || w->srv_cpu1 < 0 ? -1 : (w->srv_cpu1 - w->srv_cpu0) / secs;
     printf("RESULT mode=%s rate=%.0f min=%.0f max=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
-           "mean_ms=%.3f samples=%llu servers_cpu=%.2f generator_cpu=%.2f errors=%llu %s\n",
+           "mean_ms=%.3f samples=%llu servers_cpu=%.2f generator_cpu=%.2f errors=%llu "
+           "prefs_refused=%llu %s\n",
            b->o.mode == MODE_LOGINS ? "logins"
            : b->o.mode == MODE_RATE ? "rate"
                                     : "messages",
@@ -1119,7 +1153,7 @@ static void print_result(struct bench *b, const struct window *w, const char *ex
            (double)b->lat.max_us / 1e3,
            b->lat.count ? (double)b->lat.sum_us / (double)b->lat.count / 1e3 : 0.0,
            (unsigned long long)b->lat.count, srv, (w->gen_cpu1 - w->gen_cpu0) / secs,
-           (unsigned long long)b->errors, extra);
+           (unsigned long long)b->errors, (unsigned long long)b->prefs_refused, extra);
 }
 
 /* Ends every session: </stream:stream>, then close. */
@@ -1132,6 +1166,7 @@ static void close_all(struct bench *b)
             conn_flush(b, c);
         }
         conn_close(b, c);
+        c->dirty = false;
     }
     b->ready = 0;
     b->ndirty = 0;
@@ -1174,8 +1209,9 @@ static int run_logins(struct bench *b)
     w.srv_cpu1 = srv;
     w.gen_cpu1 = gen;
     char extra[128];
-    snprintf(extra, sizeof(extra), "users=%d concurrency=%d rounds=%d pbkdf2=%llu", b->nconns,
-             b->o.concurrency, b->o.rounds, (unsigned long long)b->scram_full);
+    snprintf(extra, sizeof(extra), "users=%d concurrency=%d rounds=%d pbkdf2=%llu iterations=%u",
+             b->nconns, b->o.concurrency, b->o.rounds, (unsigned long long)b->scram_full,
+             b->scram_iter);
     print_result(b, &w, extra);
     return b->failed || b->errors > 0 ? BENCH_LOSS : BENCH_OK;
 }
@@ -1194,7 +1230,7 @@ static int run_messages(struct bench *b)
             for (int k = 0; k < b->o.window; k++)
                 send_message(b, &b->conns[i], now_ns());
     } else {
-        sched.t0 = now_ns();
+        b->sched.t0 = now_ns();
         tick = rate_tick;
     }
     run_until(b, now_ns() + (int64_t)b->o.warmup * 1000000000, NULL, tick);
@@ -1203,7 +1239,7 @@ static int run_messages(struct bench *b)
     run_until(b, now_ns() + (int64_t)b->o.drain * 1000000000, drained, NULL);
     uint64_t lost = total_inflight(b);
     char extra[160];
-    snprintf(extra, sizeof(extra), "users=%d window=%d target=%ld lost=%llu disorder=%llu",
+    snprintf(extra, sizeof(extra), "users=%d window=%d target=%d lost=%llu disorder=%llu",
              b->nconns, b->o.mode == MODE_MESSAGES ? b->o.window : 0,
              b->o.mode == MODE_RATE ? b->o.rate : 0, (unsigned long long)lost,
              (unsigned long long)b->disorder);
@@ -1214,9 +1250,23 @@ static int run_messages(struct bench *b)
     return lost > 0 || b->disorder > 0 || b->failed || b->errors > 0 ? BENCH_LOSS : BENCH_OK;
 }
 
+static void proc_name(long pid, char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(out, (int)cap, f) == NULL)
+        snprintf(out, cap, "?");
+    out[strcspn(out, "\n")] = '\0';
+    if (f != NULL)
+        fclose(f);
+}
+
 static int run_idle(struct bench *b)
 {
-    long before = servers_rss_kib(&b->o);
+    long before = servers_rss_kib(&b->o), each[MAX_PIDS];
+    for (int i = 0; i < b->o.npids; i++)
+        each[i] = proc_rss_kib(b->o.pids[i]);
     int64_t t0 = now_ns();
     login_all(b);
     double secs = (double)(now_ns() - t0) / 1e9;
@@ -1226,6 +1276,13 @@ static int run_idle(struct bench *b)
     double per = before < 0 || after < 0 ? -1 : (double)(after - before) / b->nconns;
     printf("servers' RSS: %ld KiB before, %ld KiB with %d idle sessions: %.2f KiB per session\n",
            before, after, b->nconns, per);
+    for (int i = 0; i < b->o.npids; i++) {
+        char name[64];
+        long now = proc_rss_kib(b->o.pids[i]);
+        proc_name(b->o.pids[i], name, sizeof(name));
+        printf("  %-16s pid %-7ld %8ld -> %8ld KiB: %6.2f KiB per session\n", name, b->o.pids[i],
+               each[i], now, (double)(now - each[i]) / b->nconns);
+    }
     printf("RESULT mode=idle sessions=%d rss_before_kib=%ld rss_after_kib=%ld "
            "kib_per_session=%.2f login_s=%.2f errors=%llu\n",
            b->nconns, before, after, per, secs, (unsigned long long)b->errors);
@@ -1246,6 +1303,8 @@ static void usage(FILE *f)
           "  --mech M            PLAIN (default) or SCRAM-SHA-1\n"
           "  --no-scram-cache    run PBKDF2 on every SCRAM login, even with a known salt\n"
           "  --concurrency K     logins in flight (50)\n"
+          "  --archive D         after bind, set the XEP-0441 archive default to D (always or\n"
+          "                      never); a refusal (no XEP-0313 on the server) is counted\n"
           "  --window W          messages in flight per user, mode messages (8)\n"
           "  --rate R            messages/s in total, mode rate (5000)\n"
           "  --seconds S         measured seconds (10); --warmup S before (2); logins:\n"
@@ -1265,137 +1324,104 @@ static long parse_num(const char *opt, const char *s, long min, long max)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        die("%s: \"%s\" is not an integer in %ld..%ld", opt, s, min, max);
+        die("--%s: \"%s\" is not an integer in %ld..%ld", opt, s, min, max);
     return v;
 }
 
-static enum mode parse_mode(const char *s)
+/* The index of the option's argument among the words; dies if it is none. */
+static int parse_word(const char *opt, const char *s, const char *const *words)
 {
-    static const char *const names[] = {"logins", "messages", "rate", "idle"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, names[i]) == 0)
-            return (enum mode)i;
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strcmp(s, words[i]) == 0)
+            return i;
     }
-    die("--mode: \"%s\" is not logins, messages, rate or idle", s);
+    die("--%s: \"%s\" is not a known value (see --help)", opt, s);
 }
+
+static const char *const mode_names[] = {"logins", "messages", "rate", "idle", NULL};
+static const char *const mech_names[] = {"PLAIN", "SCRAM-SHA-1", NULL};
+static const char *const archive_names[] = {"always", "never", NULL};
+
+/* Options with an integer or a string argument, and their defaults. getopt's val is the
+ * index plus OPT_INT, or plus OPT_STR. */
+#define OPT_INT 256
+#define OPT_STR 512
+static const struct int_opt {
+    const char *name;
+    size_t off; /* an int in struct opts */
+    long min, max, def;
+} int_opts[] = {
+    {"port", offsetof(struct opts, port), 1, 65535, 0},
+    {"users", offsetof(struct opts, users), 1, 1000000, 1000},
+    {"first", offsetof(struct opts, first), 0, INT_MAX / 2, 1},
+    {"concurrency", offsetof(struct opts, concurrency), 1, 100000, 50},
+    {"window", offsetof(struct opts, window), 1, 100000, 8},
+    {"rate", offsetof(struct opts, rate), 1, 10000000, 5000},
+    {"seconds", offsetof(struct opts, seconds), 1, 3600, 10},
+    {"warmup", offsetof(struct opts, warmup), 0, 600, 2},
+    {"drain", offsetof(struct opts, drain), 1, 600, 10},
+    {"settle", offsetof(struct opts, settle), 0, 600, 3},
+    {"rounds", offsetof(struct opts, rounds), 1, 1000, 3},
+};
+static const struct str_opt {
+    const char *name;
+    size_t off; /* a const char * in struct opts */
+    const char *def;
+} str_opts[] = {
+    {"host", offsetof(struct opts, host), "127.0.0.1"},
+    {"domain", offsetof(struct opts, domain), NULL},
+    {"prefix", offsetof(struct opts, prefix), "u"},
+    {"password", offsetof(struct opts, password), "benchpass"},
+};
+#define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
+#define N_STR_OPTS (sizeof(str_opts) / sizeof(str_opts[0]))
 
 static void parse_opt(struct opts *o, int ch)
 {
-    switch (ch) {
-    case 'H':
-        o->host = optarg;
-        break;
-    case 'p':
-        o->port = (int)parse_num("--port", optarg, 1, 65535);
-        break;
-    case 'd':
-        o->domain = optarg;
-        break;
-    case 'm':
-        o->mode = parse_mode(optarg);
-        break;
-    case 'u':
-        o->users = (int)parse_num("--users", optarg, 1, 1000000);
-        break;
-    case 'P':
-        o->prefix = optarg;
-        break;
-    case 'f':
-        o->first = (int)parse_num("--first", optarg, 0, INT_MAX / 2);
-        break;
-    case 'w':
-        o->password = optarg;
-        break;
-    case 'M':
-        o->mech = optarg;
-        break;
-    case 'C':
+    if (ch >= OPT_INT && ch < OPT_INT + (int)N_INT_OPTS) {
+        const struct int_opt *io = &int_opts[ch - OPT_INT];
+        *(int *)((char *)o + io->off) = (int)parse_num(io->name, optarg, io->min, io->max);
+    } else if (ch >= OPT_STR && ch < OPT_STR + (int)N_STR_OPTS) {
+        *(const char **)((char *)o + str_opts[ch - OPT_STR].off) = optarg;
+    } else if (ch == 'm') {
+        o->mode = (enum mode)parse_word("mode", optarg, mode_names); /* in enum order */
+    } else if (ch == 'M') {
+        o->mech = mech_names[parse_word("mech", optarg, mech_names)];
+    } else if (ch == 'A') {
+        o->archive = archive_names[parse_word("archive", optarg, archive_names)];
+    } else if (ch == 'i' && o->npids < MAX_PIDS) {
+        o->pids[o->npids++] = parse_num("pid", optarg, 1, INT_MAX);
+    } else if (ch == 'C') {
         o->scram_cache = false;
-        break;
-    case 'k':
-        o->concurrency = (int)parse_num("--concurrency", optarg, 1, 100000);
-        break;
-    case 'W':
-        o->window = (int)parse_num("--window", optarg, 1, 100000);
-        break;
-    case 'r':
-        o->rate = parse_num("--rate", optarg, 1, 10000000);
-        break;
-    case 's':
-        o->seconds = (int)parse_num("--seconds", optarg, 1, 3600);
-        break;
-    case 'U':
-        o->warmup = (int)parse_num("--warmup", optarg, 0, 600);
-        break;
-    case 'D':
-        o->drain = (int)parse_num("--drain", optarg, 1, 600);
-        break;
-    case 'S':
-        o->settle = (int)parse_num("--settle", optarg, 0, 600);
-        break;
-    case 'R':
-        o->rounds = (int)parse_num("--rounds", optarg, 1, 1000);
-        break;
-    case 'i':
-        if (o->npids == MAX_PIDS)
-            die("--pid: at most %d", MAX_PIDS);
-        o->pids[o->npids++] = parse_num("--pid", optarg, 1, INT_MAX);
-        break;
-    case 'v':
+    } else if (ch == 'v') {
         o->verbose = true;
-        break;
-    case 'h':
-        usage(stdout);
-        exit(BENCH_OK);
-    default:
-        usage(stderr);
-        exit(BENCH_SETUP);
+    } else {
+        usage(ch == 'h' ? stdout : stderr);
+        exit(ch == 'h' ? BENCH_OK : BENCH_SETUP);
     }
 }
 
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"domain", required_argument, NULL, 'd'},
-        {"mode", required_argument, NULL, 'm'},
-        {"users", required_argument, NULL, 'u'},
-        {"prefix", required_argument, NULL, 'P'},
-        {"first", required_argument, NULL, 'f'},
-        {"password", required_argument, NULL, 'w'},
-        {"mech", required_argument, NULL, 'M'},
-        {"no-scram-cache", no_argument, NULL, 'C'},
-        {"concurrency", required_argument, NULL, 'k'},
-        {"window", required_argument, NULL, 'W'},
-        {"rate", required_argument, NULL, 'r'},
-        {"seconds", required_argument, NULL, 's'},
-        {"warmup", required_argument, NULL, 'U'},
-        {"drain", required_argument, NULL, 'D'},
-        {"settle", required_argument, NULL, 'S'},
-        {"pid", required_argument, NULL, 'i'},
-        {"rounds", required_argument, NULL, 'R'},
-        {"verbose", no_argument, NULL, 'v'},
+    static const struct option named[] = {
+        {"mode", required_argument, NULL, 'm'},     {"mech", required_argument, NULL, 'M'},
+        {"archive", required_argument, NULL, 'A'},  {"pid", required_argument, NULL, 'i'},
+        {"no-scram-cache", no_argument, NULL, 'C'}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
     };
-    *o = (struct opts){.host = "127.0.0.1",
-                       .prefix = "u",
-                       .password = "benchpass",
-                       .mech = "PLAIN",
-                       .port = 0,
-                       .users = 1000,
-                       .first = 1,
-                       .concurrency = 50,
-                       .window = 8,
-                       .seconds = 10,
-                       .warmup = 2,
-                       .drain = 10,
-                       .settle = 3,
-                       .rounds = 3,
-                       .rate = 5000,
-                       .mode = MODE_MESSAGES,
-                       .scram_cache = true};
+    size_t nnamed = sizeof(named) / sizeof(named[0]);
+    struct option longopts[sizeof(named) / sizeof(named[0]) + N_INT_OPTS + N_STR_OPTS + 1];
+    memcpy(longopts, named, sizeof(named));
+    *o = (struct opts){.mech = "PLAIN", .mode = MODE_MESSAGES, .scram_cache = true};
+    for (size_t i = 0; i < N_INT_OPTS; i++) {
+        longopts[nnamed++] = (struct option){int_opts[i].name, 1, NULL, OPT_INT + (int)i};
+        *(int *)((char *)o + int_opts[i].off) = (int)int_opts[i].def;
+    }
+    for (size_t i = 0; i < N_STR_OPTS; i++) {
+        longopts[nnamed++] = (struct option){str_opts[i].name, 1, NULL, OPT_STR + (int)i};
+        *(const char **)((char *)o + str_opts[i].off) = str_opts[i].def;
+    }
+    longopts[nnamed] = (struct option){NULL, 0, NULL, 0};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1)
         parse_opt(o, ch);
@@ -1403,8 +1429,6 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         usage(stderr);
         exit(BENCH_SETUP);
     }
-    if (strcmp(o->mech, "PLAIN") != 0 && strcmp(o->mech, "SCRAM-SHA-1") != 0)
-        die("--mech: \"%s\" is not PLAIN or SCRAM-SHA-1", o->mech);
     if ((o->mode == MODE_MESSAGES || o->mode == MODE_RATE) && o->users % 2 != 0)
         die("--users %d: messages and rate need an even number (pairs)", o->users);
 }
@@ -1440,11 +1464,10 @@ int main(int argc, char **argv)
     b.nconns = n;
     for (int i = 0; i < n; i++)
         b.conns[i].fd = -1;
-    static const char *const names[] = {"logins", "messages", "rate", "idle"};
     printf("# c2s_bench: mode %s, %s:%d, domain %s, %d users, %s, concurrency %d, window %d, "
-           "rate %ld, %d s warm-up, %d s measured\n",
-           names[b.o.mode], b.o.host, b.o.port, b.o.domain, b.o.users, b.o.mech, b.o.concurrency,
-           b.o.window, b.o.rate, b.o.warmup, b.o.seconds);
+           "rate %d, %d s warm-up, %d s measured\n",
+           mode_names[b.o.mode], b.o.host, b.o.port, b.o.domain, b.o.users, b.o.mech,
+           b.o.concurrency, b.o.window, b.o.rate, b.o.warmup, b.o.seconds);
     fflush(stdout);
     int rc;
     if (b.o.mode == MODE_LOGINS)
