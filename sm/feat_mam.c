@@ -352,7 +352,7 @@ static void resume(struct mam_user *mu, struct mam_wait *w)
     p->kept = false;
     if (w->key != NULL && hmap_get(sm->sessions, w->key) != p->sess) {
         /* The sender's session ended meanwhile: the message still goes. */
-        p->sess = NULL;
+        sm_pkt_set_session(p, NULL);
         p->user = NULL;
         if (p->has_to)
             sm_send(sm, p->st, p->origin);

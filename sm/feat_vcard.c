@@ -119,7 +119,7 @@ static void resend_presence(struct sm_session *s, const struct vcard_user *vu)
         add_update(a, st, vu);
         struct sm_pkt *p = sm_pkt_from_node(sm, st, SM_FROM_SESSION);
         if (p != NULL) {
-            p->sess = s;
+            sm_pkt_set_session(p, s);
             sm_dispatch(sm, p);
         }
     }

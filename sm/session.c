@@ -78,6 +78,8 @@ static void session_send_raw(struct sm_session *s, const char *inner, const char
 
 void sm_session_write(struct sm_session *s, const struct xml_node *st, const char *origin)
 {
+    if (s->ended)
+        return; /* a feature finishing late for a session that is gone */
     struct buf b = BUF_INIT;
     xml_serialize(&b, st, PL_NS_ROUTER);
     log_debug(&s->user->sm->lc, "to %s: %s", s->jid, buf_cstr(&b));
@@ -108,6 +110,16 @@ static void replay(struct sm_session *s)
         send_envelope(s, u->seq, u->stanza, u->origin);
 }
 
+static void session_destroy(struct sm_session *s)
+{
+    free(s->jid);
+    free(s->res);
+    free(s->c2s);
+    free(s->sid);
+    free(s->presence);
+    free(s);
+}
+
 void sm_session_free(struct sm_session *s)
 {
     struct sm_user *u = s->user;
@@ -123,12 +135,20 @@ void sm_session_free(struct sm_session *s)
     ack_upto(s, UINT64_MAX);
     if (s->directed != NULL)
         hmap_free(&s->directed);
-    free(s->jid);
-    free(s->res);
-    free(s->c2s);
-    free(s->sid);
-    free(s->presence);
-    free(s);
+    s->ended = true;
+    s->available = false;
+    if (s->refs == 0)
+        session_destroy(s);
+}
+
+void sm_pkt_set_session(struct sm_pkt *p, struct sm_session *s)
+{
+    struct sm_session *old = p->sess;
+    p->sess = s;
+    if (s != NULL)
+        s->refs++;
+    if (old != NULL && --old->refs == 0 && old->ended)
+        session_destroy(old);
 }
 
 /* Moves unacknowledged messages of a session that cannot be reached any
@@ -376,7 +396,7 @@ static void on_client_stanza(struct sm_session *s, const struct xml_node *st, co
         sm_pkt_free(p);
         return;
     }
-    p->sess = s;
+    sm_pkt_set_session(p, s);
     p->origin = arena_strdup(p->a, origin);
     sm_dispatch(sm, p);
 }

@@ -56,6 +56,7 @@ void sm_pkt_keep(struct sm_pkt *p)
 
 void sm_pkt_free(struct sm_pkt *p)
 {
+    sm_pkt_set_session(p, NULL);
     struct arena *a = p->a;
     arena_free(&a);
 }

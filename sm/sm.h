@@ -85,6 +85,8 @@ struct sm_session {
     struct sm_unacked *unacked_head, *unacked_tail;
     size_t nunacked;
     bool c2s_down;           /* its c2s vanished; ended when the grace period is over */
+    bool ended;              /* unlinked; freed when the last pkt holding it lets go */
+    unsigned refs;           /* pkts (p->sess) holding it across asynchronous steps */
     struct sm_session *next; /* in user->sessions */
 };
 
@@ -297,8 +299,12 @@ void sm_sessions_c2s_down(struct sm *sm, const char *c2s);
 void sm_sessions_c2s_up(struct sm *sm, const char *c2s);
 void sm_graces_free(struct sm *sm);
 void sm_sessions_link_down(struct sm *sm);
-/* Unlinks and frees a session without telling anyone (at exit). */
+/* Unlinks a session without telling anyone; its memory is freed once no
+ * pkt holds it (sm_pkt_set_session). */
 void sm_session_free(struct sm_session *s);
+/* Makes s the pkt's session, holding it until the pkt is freed or given
+ * another (NULL lets go). */
+void sm_pkt_set_session(struct sm_pkt *p, struct sm_session *s);
 /* A session start that waits for its user to load. */
 void sm_start_wait(struct sm *sm, struct sm_user *u, const char *c2s, const char *sid, uint64_t seq,
                    const struct xml_node *start);
