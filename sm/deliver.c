@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "arena.h"
 #include "buf.h"
@@ -40,21 +41,46 @@ static void to_router(struct sm *sm, const struct xml_node *st)
     buf_fini(&b);
 }
 
+/* Whether the domain of to is one we host. A plain-ASCII domain (nearly
+ * every stanza) is compared case-insensitively in place; anything else goes
+ * through the full RFC 7622 parse. The stanza's addresses are parsed once
+ * more, fully, when it becomes a pkt, so this only has to pick the path. */
+static bool to_is_local(struct sm *sm, const char *to)
+{
+    const char *slash = strchr(to, '/');
+    size_t end = slash ? (size_t)(slash - to) : strlen(to);
+    const char *at = memchr(to, '@', end);
+    const char *d = at ? at + 1 : to;
+    size_t len = (size_t)(to + end - d);
+    if (len > 1 && d[len - 1] == '.')
+        len--; /* "example.org." is example.org */
+    bool ascii = true;
+    for (size_t i = 0; i < len && ascii; i++)
+        ascii = (unsigned char)d[i] < 0x80;
+    if (ascii) {
+        for (size_t i = 0; i < sm->common->ndomains; i++) {
+            const char *h = sm->common->domains[i];
+            if (strlen(h) == len && strncasecmp(h, d, len) == 0)
+                return true;
+        }
+        return false;
+    }
+    struct jid j;
+    struct arena *a = arena_new(512);
+    bool local = jid_parse_str(a, to, &j, NULL) == 0 && sm_is_local_domain(sm, j.domain);
+    arena_free(&a);
+    return local;
+}
+
 void sm_send(struct sm *sm, struct xml_node *st, const char *origin)
 {
     const char *to = xml_attr_get(st, "to");
-    struct sm_pkt *p = NULL;
-    struct jid j;
-    struct arena *a = arena_new(512);
-    bool local =
-        to != NULL && jid_parse_str(a, to, &j, NULL) == 0 && sm_is_local_domain(sm, j.domain);
-    arena_free(&a);
-    if (!local) {
+    if (to == NULL || !to_is_local(sm, to)) {
         to_router(sm, st);
         return;
     }
     /* Ours: straight into the pipeline as a stanza to a local entity. */
-    p = sm_pkt_from_node(sm, st, SM_TO_USER);
+    struct sm_pkt *p = sm_pkt_from_node(sm, st, SM_TO_USER);
     if (p == NULL)
         return;
     if (origin != NULL)
