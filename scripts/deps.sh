@@ -4,13 +4,15 @@
 # Idempotent and quiet: when everything is present it prints nothing and
 # touches nothing. Server packages (postgresql, jabberd2, prosody, dnsmasq)
 # are installed with their services kept from starting: tests run their own
-# instances on private ports.
+# instances on private ports. lua-unbound is Prosody's resolver in the
+# federation interop test, as on a production Prosody (it is only a
+# Recommends, and recommends are not installed here).
 set -eu
 
 PKGS="build-essential cmake pkg-config clang-format
 libevent-dev libexpat1-dev libgnutls28-dev gnutls-bin libgsasl-dev libpq-dev
 libsqlite3-dev sqlite3 libudns-dev libidn2-dev libunistring-dev libwslay-dev libsystemd-dev
-libcmocka-dev python3-slixmpp postgresql jabberd2 prosody dnsmasq-base"
+libcmocka-dev python3-slixmpp postgresql jabberd2 prosody lua-unbound dnsmasq-base"
 
 missing=""
 for p in $PKGS; do
