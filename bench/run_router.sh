@@ -39,6 +39,8 @@ for a in ${extra[@]+"${extra[@]}"}; do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 build=$root/build/release
 parley_router=${PARLEY_ROUTER:-$build/router/parley-router}
 jabberd2_router=${JABBERD2_ROUTER:-/usr/sbin/jabberd2-router}
@@ -67,14 +69,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-secret() {
-    od -An -tx1 -N12 /dev/urandom | tr -d ' \n'
-}
 
 # Component names, as router_bench derives them for --pairs.
 names() {

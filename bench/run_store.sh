@@ -44,6 +44,8 @@ for a in ${extra[@]+"${extra[@]}"}; do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 store_bench=${STORE_BENCH:-$root/build/release/bench/store_bench}
 
 if [ -z "${STORE_BENCH:-}" ]; then
@@ -72,10 +74,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # run LABEL store_bench-options...: output shown and kept in $tmp/LABEL.out. Returns its status.
 run() {
