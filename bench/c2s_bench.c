@@ -45,8 +45,9 @@ enum bench_exit {
 enum mode { MODE_LOGINS, MODE_MESSAGES, MODE_RATE, MODE_IDLE };
 
 struct opts {
-    const char *host, *domain, *prefix, *password, *mech, *archive;
-    int port, users, first, concurrency, window, seconds, warmup, drain, settle, rounds, rate;
+    const char *host, *domain, *prefix, *password, *mech, *archive, *peer_domain;
+    int port, peer_port, users, first, concurrency, window, seconds, warmup, drain, settle, rounds,
+        rate;
     long pids[MAX_PIDS];
     int npids;
     enum mode mode;
@@ -568,19 +569,37 @@ static void conn_fail(struct bench *b, struct conn *c, const char *fmt, ...)
     conn_close(b, c);
 }
 
+/* With --peer-port, the second user of each pair (odd 0-based numbers) lives on the peer
+ * server: every message then crosses from one server to the other over s2s. */
+static bool on_peer(const struct bench *b, int user)
+{
+    return b->o.peer_port != 0 && user % 2 == 1;
+}
+
+static const char *user_domain(const struct bench *b, int user)
+{
+    return on_peer(b, user) ? b->o.peer_domain : b->o.domain;
+}
+
+static int user_port(const struct bench *b, int user)
+{
+    return on_peer(b, user) ? b->o.peer_port : b->o.port;
+}
+
 static void send_stream_header(struct bench *b, struct conn *c)
 {
     bytes_printf(&c->out,
                  "<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
                  "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
-                 b->o.domain);
+                 user_domain(b, c->user));
     mark_dirty(b, c);
 }
 
 /* Starts a non-blocking connection for user into slot c. */
 static void conn_start(struct bench *b, struct conn *c, int user)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b->o.port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)user_port(b, user))};
     if (inet_pton(AF_INET, b->o.host, &sa.sin_addr) != 1)
         die("--host %s: not an IPv4 address", b->o.host);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -785,7 +804,7 @@ static void send_presence_ping(struct bench *b, struct conn *c)
 {
     bytes_printf(&c->out,
                  "<presence/><iq type='get' id='ping' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>",
-                 b->o.domain);
+                 user_domain(b, c->user));
     mark_dirty(b, c);
     c->state = CS_PING;
 }
@@ -971,7 +990,7 @@ static void on_connected(struct bench *b, struct conn *c)
     socklen_t len = sizeof(err);
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-        conn_fail(b, c, "connect to %s:%d: %s", b->o.host, b->o.port, strerror(err));
+        conn_fail(b, c, "connect to %s:%d: %s", b->o.host, user_port(b, c->user), strerror(err));
         b->failed = true;
         return;
     }
@@ -1066,9 +1085,9 @@ static void pair_up(struct bench *b)
         x->peer = y;
         y->peer = x;
         user_name(b, y->user, name, sizeof(name));
-        snprintf(x->peer_jid, sizeof(x->peer_jid), "%s@%s", name, b->o.domain);
+        snprintf(x->peer_jid, sizeof(x->peer_jid), "%s@%s", name, user_domain(b, y->user));
         user_name(b, x->user, name, sizeof(name));
-        snprintf(y->peer_jid, sizeof(y->peer_jid), "%s@%s", name, b->o.domain);
+        snprintf(y->peer_jid, sizeof(y->peer_jid), "%s@%s", name, user_domain(b, x->user));
     }
 }
 
@@ -1313,6 +1332,8 @@ static void usage(FILE *f)
           "  --rounds N          logins: measured rounds, after one warm-up round (3)\n"
           "  --settle S          idle: seconds between the last login and reading RSS;\n"
           "                      logins: pause after each round's logout (3)\n"
+          "  --peer-port P       the second user of each pair logs in on this port, as a user\n"
+          "                      of --peer-domain D: messages cross two servers (s2s)\n"
           "  --pid PID           a server process: RSS and CPU are summed over these (repeat)\n"
           "  --verbose           show what the first user receives\n",
           f);
@@ -1352,6 +1373,7 @@ static const struct int_opt {
     long min, max, def;
 } int_opts[] = {
     {"port", offsetof(struct opts, port), 1, 65535, 0},
+    {"peer-port", offsetof(struct opts, peer_port), 1, 65535, 0},
     {"users", offsetof(struct opts, users), 1, 1000000, 1000},
     {"first", offsetof(struct opts, first), 0, INT_MAX / 2, 1},
     {"concurrency", offsetof(struct opts, concurrency), 1, 100000, 50},
@@ -1372,6 +1394,7 @@ static const struct str_opt {
     {"domain", offsetof(struct opts, domain), NULL},
     {"prefix", offsetof(struct opts, prefix), "u"},
     {"password", offsetof(struct opts, password), "benchpass"},
+    {"peer-domain", offsetof(struct opts, peer_domain), NULL},
 };
 #define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
 #define N_STR_OPTS (sizeof(str_opts) / sizeof(str_opts[0]))
@@ -1429,6 +1452,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         usage(stderr);
         exit(BENCH_SETUP);
     }
+    if ((o->peer_port != 0) != (o->peer_domain != NULL))
+        die("--peer-port and --peer-domain go together");
     if ((o->mode == MODE_MESSAGES || o->mode == MODE_RATE) && o->users % 2 != 0)
         die("--users %d: messages and rate need an even number (pairs)", o->users);
 }
