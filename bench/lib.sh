@@ -120,3 +120,37 @@ jabberd2_db() {
     } | sqlite3 "$db"
 }
 
+
+# jabberd2_s2s_conf DIR ROUTER-PORT SECRET S2S-PORT PEMFILE: s2s.xml for the jabberd2 in DIR,
+# listening on 127.0.0.1:S2S-PORT, STARTTLS with PEMFILE (certificate and key), dialback with a
+# random secret, resolving through /etc/resolv.conf (the only way jabberd2 takes a nameserver).
+jabberd2_s2s_conf() {
+    local d=$1 rport=$2 s=$3 port=$4 pem=$5
+    cat >"$d/s2s.xml" <<EOX
+<s2s><id>s2s</id><pidfile>$d/s2s.pid</pidfile>
+  <router><ip>127.0.0.1</ip><port>$rport</port><user>jabberd</user><pass>$s</pass>
+    <retry><init>10</init><lost>3</lost><sleep>1</sleep></retry></router>
+  <log type='file'><file>/dev/null</file></log>
+  <local><ip>127.0.0.1</ip><port>$port</port><secret>$(secret)</secret>
+    <pemfile>$pem</pemfile></local>
+  <io><max_fds>1024</max_fds><limits><stanzasize>65535</stanzasize></limits></io>
+  <check><interval>60</interval><queue>60</queue><retry>300</retry><idle>86400</idle>
+    <keepalive>0</keepalive><dnscache>300</dnscache></check>
+  <lookup><srv>xmpp-server</srv><min-ttl>30</min-ttl><max-ttl>86400</max-ttl>
+    <bad-host-timeout>0</bad-host-timeout></lookup>
+  <out-conn-reuse/>
+</s2s>
+EOX
+}
+
+# self_signed DIR DOMAIN: DIR/DOMAIN.pem, a self-signed certificate followed by its key (the
+# shape jabberd2's pemfile wants), made with GnuTLS's certtool.
+self_signed() {
+    local d=$1 name=$2
+    printf 'cn = %s\ndns_name = %s\nexpiration_days = 2\ntls_www_server\ntls_www_client\nsigning_key\nencryption_key\n' \
+        "$name" "$name" >"$d/$name.tmpl"
+    certtool --generate-privkey --outfile "$d/$name.key" 2>/dev/null
+    certtool --generate-self-signed --load-privkey "$d/$name.key" --template "$d/$name.tmpl" \
+        --outfile "$d/$name.crt" 2>/dev/null
+    cat "$d/$name.crt" "$d/$name.key" >"$d/$name.pem"
+}
