@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -887,6 +888,29 @@ const char *conn_tls_peer_xmpp_addr(const struct conn *c)
 bool conn_tls_peer_verified(const struct conn *c)
 {
     return c->peer_verified;
+}
+
+bool conn_tls_peer_names(const struct conn *c, const char *domain)
+{
+    unsigned n = 0;
+    if (!c->peer_verified || c->tls == NULL || domain == NULL)
+        return false;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
+    if (chain == NULL || n == 0)
+        return false;
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return false;
+    bool ok = false;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0)
+        ok = gnutls_x509_crt_check_hostname2(crt, domain, 0) != 0;
+    gnutls_x509_crt_deinit(crt);
+    if (!ok) {
+        char *addr = cert_xmpp_addr(&chain[0]);
+        ok = addr != NULL && strcasecmp(addr, domain) == 0;
+        free(addr);
+    }
+    return ok;
 }
 
 const char *conn_peer(const struct conn *c)

@@ -124,6 +124,12 @@ const char *conn_tls_peer_xmpp_addr(const struct conn *c);
  * certificate does not fail the handshake, it only leaves this false); on
  * the client side against the trust anchors and server_name. */
 bool conn_tls_peer_verified(const struct conn *c);
+/* After the handshake: true when the peer's certificate verified (as
+ * conn_tls_peer_verified) and names domain (RFC 6125 §6: a DNS-ID equal to
+ * it, or a wildcard in its leftmost label, or an id-on-xmppAddr equal to it;
+ * RFC 6120 §13.7.1.4). For server-to-server authentication, where the name
+ * to prove is known only from the stream header, after TLS. */
+bool conn_tls_peer_names(const struct conn *c, const char *domain);
 
 /* The peer's address as "ip:port" ("[v6]:port"; "unix" for AF_UNIX), taken
  * at conn_new and owned by the conn. */
@@ -149,5 +155,9 @@ struct tls_creds *tls_creds_new(const struct tls_cert_cfg *certs, size_t ncerts,
 /* Drops the caller's reference and sets *creds to NULL; conns that started
  * TLS with it keep theirs, so a reload can swap credentials at any time. */
 void tls_creds_free(struct tls_creds **creds);
+/* Asks peers for certificates and verifies them against the system trust
+ * store (for a server that has no ca_file but must see its peers'
+ * certificates: s2s). Returns 0, or -1 with err and creds unchanged. */
+int tls_creds_trust_system(struct tls_creds *creds, struct err *err) PL_WARN_UNUSED;
 
 #endif

@@ -47,6 +47,18 @@ void tls_creds_free(struct tls_creds **creds)
     *creds = NULL;
 }
 
+int tls_creds_trust_system(struct tls_creds *creds, struct err *err)
+{
+    for (size_t i = 0; i < creds->nentries; i++) {
+        int rc = gnutls_certificate_set_x509_system_trust(creds->entries[i].cred);
+        if (rc <= 0)
+            return err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR, "tls system trust store: %s",
+                           rc < 0 ? gnutls_strerror(rc) : "no certificates");
+    }
+    creds->request_client_cert = true;
+    return 0;
+}
+
 const struct tls_creds_entry *tls_creds_select(const struct tls_creds *creds, const char *name)
 {
     if (name != NULL) {

@@ -54,7 +54,7 @@ struct init_opts {
 
 /* Random component secrets, 32 hex characters each. */
 struct init_secrets {
-    char c2s[33], sm[33], s2s[33], resolver[33];
+    char c2s[33], sm[33], s2s[33], resolver[33], dialback[33];
 };
 
 static void usage_init(FILE *out)
@@ -252,7 +252,7 @@ static int random_hex(char out[33])
 static int make_secrets(struct init_secrets *s)
 {
     if (random_hex(s->c2s) < 0 || random_hex(s->sm) < 0 || random_hex(s->s2s) < 0 ||
-        random_hex(s->resolver) < 0) {
+        random_hex(s->resolver) < 0 || random_hex(s->dialback) < 0) {
         fprintf(stderr, "parleyctl: init: no random numbers from GnuTLS\n");
         return CTL_FAIL;
     }
@@ -431,7 +431,7 @@ static void config_common(struct buf *b, const struct init_opts *o, const struct
 }
 
 /* The daemon sections. */
-static void config_sections(struct buf *b, const struct init_opts *o)
+static void config_sections(struct buf *b, const struct init_opts *o, const struct init_secrets *s)
 {
     const char *plain = o->allow_plaintext ? "true" : "false";
     buf_printf(b, "  <!-- parley-router: the switchboard between the daemons. It listens on\n"
@@ -460,10 +460,26 @@ static void config_sections(struct buf *b, const struct init_opts *o)
                   "       the hosted domains. -->\n"
                   "  <sm>\n    <name>sm</name>\n  </sm>\n\n");
     buf_printf(b,
-               "  <!-- s2s: ports %ld/%ld on %s (parley-s2s, not built yet) -->\n"
-               "  <!-- resolver: DNS for s2s (parley-resolver, not built yet) -->\n"
-               "</parley>\n",
-               o->ports[PORT_S2S], o->ports[PORT_S2S_TLS], o->address);
+               "  <!-- parley-s2s: federation with other servers. STARTTLS on <port>,\n"
+               "       direct TLS on <tls-port> (XEP-0368), the same certificate as c2s\n"
+               "       (a remote server checks it for SASL EXTERNAL; with a self-signed one\n"
+               "       servers fall back to dialback, keyed with <dialback-secret>).\n"
+               "       <auth> is allow-dialback or require-valid-cert; add\n"
+               "       <remote domain='...'><auth>...</auth></remote> per remote domain. -->\n"
+               "  <s2s>\n    <name>s2s</name>\n    <listen>%s</listen>\n    <port>%ld</port>\n"
+               "    <tls-port>%ld</tls-port>\n",
+               o->address, o->ports[PORT_S2S], o->ports[PORT_S2S_TLS]);
+    buf_printf(b,
+               "    <tls>\n      <cert domain='%s'><certfile>tls/%s.pem</certfile>"
+               "<keyfile>tls/%s.key</keyfile></cert>\n    </tls>\n"
+               "    <dialback-secret>%s</dialback-secret>\n"
+               "    <auth>allow-dialback</auth>\n    <require-tls>true</require-tls>\n"
+               "  </s2s>\n\n",
+               o->domain, o->domain, o->domain, s->dialback);
+    buf_printf(b, "  <!-- parley-resolver: DNS for s2s (SRV, then A/AAAA). With no\n"
+                  "       <nameserver> it asks the ones in /etc/resolv.conf. -->\n"
+                  "  <resolver>\n  </resolver>\n"
+                  "</parley>\n");
 }
 
 /* Loads the common part of what was just written, as every daemon will,
@@ -569,7 +585,7 @@ int ctl_init(struct ctl *ctl, int argc, char **argv)
         return rc;
     struct buf b = BUF_INIT;
     config_common(&b, &o, &s);
-    config_sections(&b, &o);
+    config_sections(&b, &o, &s);
     if (write_file(config, b.data, b.len, 0600) < 0) {
         fprintf(stderr, "parleyctl: init: cannot write %s: %s\n", config, strerror(errno));
         rc = CTL_FAIL;

@@ -49,7 +49,7 @@ def init_with_free_ports(directory, *extra):
     return init(directory, *args, *extra), ports
 
 
-def strip_sections(text, names=("c2s", "sm")):
+def strip_sections(text, names=("c2s", "sm", "s2s", "resolver")):
     """The file without the given daemon sections (until the daemons that
     read them exist, nothing else validates them)."""
     for name in names:
@@ -234,7 +234,16 @@ class InitCase(unittest.TestCase):
         self.assertEqual(c2s.findtext("registration"), "false")
         self.assertEqual([e.tag for e in root.find("sm")], ["name"])
         self.assertEqual(root.findtext("sm/name"), "sm")
-        self.assertIn(f"ports {ports['s2s-port']}/{ports['s2s-tls-port']}", text)
+        s2s = root.find("s2s")
+        self.assertEqual(s2s.findtext("listen"), "127.0.0.1")
+        self.assertEqual(s2s.findtext("port"), str(ports["s2s-port"]))
+        self.assertEqual(s2s.findtext("tls-port"), str(ports["s2s-tls-port"]))
+        self.assertEqual(s2s.find("tls/cert").get("domain"), DOMAIN)
+        self.assertRegex(s2s.findtext("dialback-secret"), r"^[0-9a-f]{32}$")
+        self.assertNotIn(s2s.findtext("dialback-secret"), secrets_seen)
+        self.assertEqual(s2s.findtext("auth"), "allow-dialback")
+        self.assertEqual(s2s.findtext("require-tls"), "true")
+        self.assertIsNotNone(root.find("resolver"))
 
     def test_flags_and_defaults(self):
         p = init(self.dir, "--domain", DOMAIN, "--allow-plaintext", "--registration",
@@ -250,7 +259,9 @@ class InitCase(unittest.TestCase):
         self.assertEqual([c2s.findtext(k) for k in ("port", "tls-port", "http-port")],
                          ["5222", "5223", "5280"])
         self.assertEqual(root.findtext("router-link/port"), "5347")
-        self.assertIn("ports 5269/5270", self.read(self.config).decode())
+        self.assertEqual(root.findtext("s2s/port"), "5269")
+        self.assertEqual(root.findtext("s2s/tls-port"), "5270")
+        self.assertEqual(root.findtext("s2s/listen"), "127.0.0.2")
 
     def test_certificate(self):
         self.init_ok()
@@ -318,7 +329,7 @@ class InitCase(unittest.TestCase):
         """parley-c2s and parley-sm (those built so far) accept their
         sections as init writes them."""
         self.init_ok("--allow-plaintext", "--registration")
-        progs = [p for p in ("parley-c2s", "parley-sm") if built(p)]
+        progs = [p for p in ("parley-c2s", "parley-sm", "parley-s2s") if built(p)]
         if not progs:
             self.skipTest("neither parley-c2s nor parley-sm is built yet")
         for prog in progs:
@@ -406,7 +417,7 @@ class ParleydCase(unittest.TestCase):
         """Router, then sm once the router is ready; stopped in reverse."""
         if not built("parley-sm"):
             self.skipTest("parley-sm not built yet")
-        config = self.write("router-sm.xml", strip_sections(self.full_text, ("c2s",)))
+        config = self.write("router-sm.xml", strip_sections(self.full_text, ("c2s", "s2s", "resolver")))
         d = self.parleyd = Parleyd(config, self.tmp).start()
         self.assertEqual(len(child_pids(d.proc.pid)), 2)
         log = d.logtext()

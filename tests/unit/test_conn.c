@@ -774,6 +774,68 @@ static void test_client_cert_xmpp_addr(void **state)
     }
 }
 
+/* Server-to-server identities (RFC 6125): the server checks the client's
+ * certificate against a domain known only after TLS; the client against
+ * the name it verified. */
+struct peer_name_row {
+    const char *name;
+    const char *cert, *key; /* the client's certificate */
+    const char *ask;        /* the name checked on the server side */
+    bool want;
+};
+
+static void test_peer_names(void **state)
+{
+    const struct pki *p = *state;
+    const struct peer_name_row rows[] = {
+        {"dns-id", p->other_cert, p->other_key, "other.test", true},
+        {"dns-id any case", p->other_cert, p->other_key, "OTHER.test", true},
+        {"not a subdomain", p->other_cert, p->other_key, "x.other.test", false},
+        {"another name", p->other_cert, p->other_key, "example.test", false},
+        {"xmppaddr", p->alice_cert, p->alice_key, "alice@example.test", true},
+        {"second dns-id", p->alice_cert, p->alice_key, "client.test", true},
+        {"self-signed", p->mallory_cert, p->mallory_key, "client.test", false},
+        {"no certificate", NULL, NULL, "other.test", false},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const struct peer_name_row *r = &rows[i];
+        struct env *e = env_new(state, 0);
+        struct tls_creds *creds = creds_new(e->pki, false, NULL, e->pki->ca);
+        struct conn_tls_client_opts o = client_opts(e, "example.test");
+        o.verify = false;
+        o.cert_file = r->cert;
+        o.key_file = r->key;
+        start_tls(e, creds, &o);
+        tls_creds_free(&creds);
+        if (e->cli.n_tls != 1 || e->srv.n_tls != 1)
+            fail_msg("%s: handshake failed: %s / %s", r->name, e->srv.reason, e->cli.reason);
+        if (conn_tls_peer_names(e->srv.c, r->ask) != r->want)
+            fail_msg("%s: conn_tls_peer_names(%s) is not %d", r->name, r->ask, r->want);
+        assert_true(conn_tls_peer_names(e->cli.c, "example.test"));
+        assert_false(conn_tls_peer_names(e->cli.c, "other.test"));
+        env_free(e);
+    }
+}
+
+/* Without a CA file the server still asks for certificates, checked
+ * against the system store: a certificate of the test CA is not valid. */
+static void test_trust_system(void **state)
+{
+    struct env *e = env_new(state, 0);
+    struct tls_creds *creds = creds_new(e->pki, false, NULL, NULL);
+    struct err err = {0};
+    assert_int_equal(tls_creds_trust_system(creds, &err), 0);
+    struct conn_tls_client_opts o = client_opts(e, "example.test");
+    o.cert_file = e->pki->other_cert;
+    o.key_file = e->pki->other_key;
+    start_tls(e, creds, &o);
+    tls_creds_free(&creds);
+    assert_int_equal(e->srv.n_tls, 1);
+    assert_false(conn_tls_peer_verified(e->srv.c));
+    assert_false(conn_tls_peer_names(e->srv.c, "other.test"));
+    env_free(e);
+}
+
 /* ---- bulk transfer with back-pressure ---- */
 
 #define LOW_WM  (16 * 1024)
@@ -1067,6 +1129,8 @@ int main(void)
         cmocka_unit_test(test_no_verify_reports_unverified),
         cmocka_unit_test(test_channel_binding),
         cmocka_unit_test(test_client_cert_xmpp_addr),
+        cmocka_unit_test(test_peer_names),
+        cmocka_unit_test(test_trust_system),
         cmocka_unit_test(test_bulk_tls_back_pressure),
         cmocka_unit_test(test_peer_close_once),
         cmocka_unit_test(test_close_flushes_over_tls),

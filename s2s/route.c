@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/* Routes: one per (local domain, remote domain) pair. A route resolves the
+ * remote domain through parley-resolver, tries its targets in order until
+ * one gives an authenticated stream, keeps stanzas queued meanwhile, and
+ * on failure bounces every one of them with the reason. It also carries the
+ * db:verify requests that incoming streams need answered by the remote's
+ * authoritative server. */
+#include "s2s.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "hmap.h"
+#include "xml.h"
+
+struct route *route_get(struct s2s *s2s, const char *local, const char *remote)
+{
+    char key[1100];
+    snprintf(key, sizeof(key), "%s %s", local, remote);
+    struct route *r = hmap_get(s2s->routes, key);
+    if (r != NULL)
+        return r;
+    r = xcalloc(1, sizeof(*r));
+    r->s2s = s2s;
+    r->key = xstrdup(key);
+    r->local = xstrdup(local);
+    r->remote = xstrdup(remote);
+    queue_init(&r->q);
+    s2s_list_init(&r->verifies);
+    hmap_put(s2s->routes, r->key, r);
+    return r;
+}
+
+static void targets_free(struct route *r)
+{
+    for (size_t i = 0; i < r->ntargets; i++) {
+        free(r->targets[i].host);
+        free(r->targets[i].address);
+    }
+    free(r->targets);
+    r->targets = NULL;
+    r->ntargets = r->next = 0;
+}
+
+void route_verify_free(struct verify *v)
+{
+    free(v->stream_id);
+    free(v->key);
+    free(v);
+}
+
+static void start(struct route *r)
+{
+    struct s2s *s2s = r->s2s;
+    r->state = ROUTE_RESOLVING;
+    r->fail_cond = XMPP_COND_REMOTE_SERVER_NOT_FOUND;
+    r->fail_text[0] = '\0';
+    r->resolve_id = router_link_resolve(s2s, r->remote);
+    if (r->resolve_id == NULL) {
+        route_fail(r, XMPP_COND_REMOTE_SERVER_NOT_FOUND, "the router link is down");
+        return;
+    }
+    hmap_put(s2s->resolving, r->resolve_id, r);
+    r->deadline_ms = s2s_now_ms() + s2s->cfg->resolve_timeout_ms;
+    log_debug(&s2s->lc, "resolving %s for %s", r->remote, r->local);
+}
+
+void route_send(struct route *r, const char *data, size_t len)
+{
+    struct s2s *s2s = r->s2s;
+    if (r->state == ROUTE_UP && r->out != NULL) {
+        sconn_write(r->out, data, len);
+        r->out->last_ms = s2s_now_ms();
+        s2s->stats.stanzas_out++;
+        return;
+    }
+    if (queue_push(&r->q, data, len, s2s->cfg->queue_bytes, s2s_now_ms()) < 0) {
+        log_warn(&s2s->lc, "queue for %s full (%zu bytes): stanza bounced", r->remote, r->q.bytes);
+        router_link_bounce(s2s, data, len, XMPP_COND_RESOURCE_CONSTRAINT,
+                           "too many stanzas are waiting for this server");
+        return;
+    }
+    if (r->state == ROUTE_IDLE)
+        start(r);
+}
+
+void route_up(struct route *r)
+{
+    struct s2s *s2s = r->s2s;
+    r->state = ROUTE_UP;
+    s2s->stats.out_ok++;
+    targets_free(r);
+    struct queued *e;
+    size_t n = 0;
+    while (r->out != NULL && (e = queue_pop(&r->q)) != NULL) {
+        sconn_write(r->out, e->data, e->len);
+        free(e);
+        n++;
+    }
+    s2s->stats.stanzas_out += n;
+    if (r->out != NULL)
+        r->out->last_ms = s2s_now_ms();
+    log_info(&s2s->lc, "route %s->%s up; %zu queued stanzas sent", r->local, r->remote, n);
+}
+
+void route_fail(struct route *r, enum xmpp_cond cond, const char *text)
+{
+    struct s2s *s2s = r->s2s;
+    log_notice(&s2s->lc, "cannot reach %s (for %s): %s; bouncing %zu stanzas", r->remote, r->local,
+               text, r->q.count);
+    s2s->stats.out_failed++;
+    char why[300];
+    snprintf(why, sizeof(why), "cannot reach %s: %s", r->remote, text);
+    queue_bounce_all(s2s, &r->q, cond, why);
+    while (r->verifies.next != &r->verifies) {
+        struct verify *v = S2S_ENTRY(r->verifies.next, struct verify, link);
+        s2s_list_del(&v->link);
+        uint64_t in_id = v->in_id;
+        route_verify_free(v);
+        in_verify_done(s2s, in_id, r->remote, r->local, false, cond);
+    }
+    targets_free(r);
+    r->state = ROUTE_IDLE;
+}
+
+void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->fail_text, sizeof(r->fail_text), fmt, ap);
+    va_end(ap);
+    r->fail_cond = cond;
+    if (r->state != ROUTE_TRYING)
+        return;
+    log_info(&r->s2s->lc, "%s->%s: target %zu of %zu failed: %s", r->local, r->remote, r->next,
+             r->ntargets, r->fail_text);
+    /* Verifies sent on the failed stream go again on the next one. */
+    for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
+        S2S_ENTRY(l, struct verify, link)->sent = false;
+    if (r->next < r->ntargets) {
+        out_connect(r);
+        return;
+    }
+    char text[sizeof(r->fail_text)];
+    memcpy(text, r->fail_text, sizeof(text));
+    route_fail(r, r->fail_cond, text);
+}
+
+void route_down(struct route *r, const char *reason)
+{
+    log_info(&r->s2s->lc, "route %s->%s down: %s", r->local, r->remote, reason);
+    r->state = ROUTE_IDLE;
+    for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
+        S2S_ENTRY(l, struct verify, link)->sent = false;
+    if (r->q.count > 0 || r->verifies.next != &r->verifies)
+        start(r);
+}
+
+static int add_target(struct route *r, const struct xml_node *t, const char *address)
+{
+    const char *port = xml_attr_get(t, "port");
+    const char *tls = xml_attr_get(t, "tls");
+    char *end;
+    long p = port ? strtol(port, &end, 10) : 0;
+    if (port == NULL || *end != '\0' || p < 1 || p > 65535)
+        return -1;
+    r->targets = xrealloc(r->targets, (r->ntargets + 1) * sizeof(*r->targets));
+    struct target *x = &r->targets[r->ntargets++];
+    x->host = xstrdup(xml_attr_get(t, "host") ? xml_attr_get(t, "host") : "?");
+    x->address = xstrdup(address);
+    x->port = (int)p;
+    x->direct_tls = tls != NULL && strcmp(tls, "direct") == 0;
+    return 0;
+}
+
+void route_on_resolved(struct route *r, const struct xml_node *resolved, enum xmpp_cond cond)
+{
+    free(r->resolve_id);
+    r->resolve_id = NULL;
+    if (r->state != ROUTE_RESOLVING)
+        return;
+    if (resolved == NULL) {
+        route_fail(r, XMPP_COND_REMOTE_SERVER_NOT_FOUND,
+                   cond == XMPP_COND_NONE ? "no answer from the resolver" : xmpp_cond_name(cond));
+        return;
+    }
+    const char *status = xml_attr_get(resolved, "status");
+    if (status == NULL || strcmp(status, "ok") != 0) {
+        char why[100];
+        snprintf(why, sizeof(why), "DNS lookup failed (%s)", status ? status : "no status");
+        route_fail(r,
+                   status && strcmp(status, "timeout") == 0 ? XMPP_COND_REMOTE_SERVER_TIMEOUT
+                                                            : XMPP_COND_REMOTE_SERVER_NOT_FOUND,
+                   why);
+        return;
+    }
+    targets_free(r);
+    for (const struct xml_node *t = xml_child(resolved, S2S_NS_RESOLVER, "target"); t != NULL;
+         t = xml_next(t, S2S_NS_RESOLVER, "target")) {
+        for (const struct xml_node *a = xml_child(t, S2S_NS_RESOLVER, "address"); a != NULL;
+             a = xml_next(a, S2S_NS_RESOLVER, "address")) {
+            if (a->first != NULL && a->first->text != NULL && add_target(r, t, a->first->text) < 0)
+                log_warn(&r->s2s->lc, "resolver: bad target for %s ignored", r->remote);
+        }
+    }
+    if (r->ntargets == 0) {
+        route_fail(r, XMPP_COND_REMOTE_SERVER_NOT_FOUND, "the resolver gave no address");
+        return;
+    }
+    r->state = ROUTE_TRYING;
+    r->next = 0;
+    out_connect(r);
+}
+
+void route_add_verify(struct route *r, uint64_t in_id, const char *stream_id, const char *key)
+{
+    struct verify *v = xcalloc(1, sizeof(*v));
+    v->in_id = in_id;
+    v->stream_id = xstrdup(stream_id);
+    v->key = xstrdup(key);
+    s2s_list_add(&r->verifies, &v->link);
+    if (r->out != NULL)
+        out_flush_verifies(r->out);
+    else if (r->state == ROUTE_IDLE)
+        start(r);
+}
+
+static void check_route(struct route *r, int64_t now)
+{
+    struct s2s *s2s = r->s2s;
+    if (r->state == ROUTE_RESOLVING && now >= r->deadline_ms) {
+        hmap_del(s2s->resolving, r->resolve_id);
+        free(r->resolve_id);
+        r->resolve_id = NULL;
+        route_fail(r, XMPP_COND_REMOTE_SERVER_TIMEOUT, "the resolver did not answer in time");
+    } else if (r->state == ROUTE_TRYING && r->out != NULL && r->out->conn != NULL &&
+               now >= r->deadline_ms) {
+        struct s2s_conn *sc = r->out;
+        out_detach(sc, XMPP_COND_REMOTE_SERVER_TIMEOUT, "no authenticated stream in time");
+        sconn_close(sc, "negotiation timed out");
+    }
+    const struct queued *e;
+    while ((e = queue_peek(&r->q)) != NULL && now - e->at_ms >= s2s->cfg->queue_age_ms) {
+        struct queued *old = queue_pop(&r->q);
+        router_link_bounce(s2s, old->data, old->len, XMPP_COND_REMOTE_SERVER_TIMEOUT,
+                           "the remote server could not be reached in time");
+        free(old);
+    }
+}
+
+void route_housekeeping(struct s2s *s2s, int64_t now)
+{
+    struct hmap_iter it = {0};
+    void *v;
+    while (hmap_next(s2s->routes, &it, NULL, &v))
+        check_route(v, now);
+}
+
+void routes_free_all(struct s2s *s2s)
+{
+    struct hmap_iter it = {0};
+    void *v;
+    while (s2s->routes != NULL && hmap_next(s2s->routes, &it, NULL, &v)) {
+        struct route *r = v;
+        queue_bounce_all(s2s, &r->q, XMPP_COND_REMOTE_SERVER_TIMEOUT,
+                         "the server is shutting down");
+        while (r->verifies.next != &r->verifies) {
+            struct verify *x = S2S_ENTRY(r->verifies.next, struct verify, link);
+            s2s_list_del(&x->link);
+            route_verify_free(x);
+        }
+        if (r->out != NULL) {
+            r->out->route = NULL;
+            if (r->out->conn == NULL) {
+                close(r->out->fd);
+                sconn_abandon(r->out);
+            }
+        }
+        free(r->resolve_id);
+        targets_free(r);
+        free(r->key);
+        free(r->local);
+        free(r->remote);
+        free(r);
+    }
+    hmap_free(&s2s->routes);
+    s2s->routes = hmap_new();
+    hmap_free(&s2s->resolving);
+    s2s->resolving = hmap_new();
+}

@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures for federation tests: a whole Parley deployment per domain
+(parleyctl init, run by parleyd), certificates from a test CA made with
+certtool, a raw server-to-server peer (STARTTLS and dialback by hand), and,
+until parley-resolver exists, a stand-in speaking its wire protocol
+(docs/protocol.md §9) from a static table."""
+
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+from harness import Daemon, Stream, binary, component, free_port, q
+
+NS_RESOLVER = "urn:parley:resolver:1"
+NS_SERVER = "jabber:server"
+NS_DB = "jabber:server:dialback"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_STREAM = "http://etherx.jabber.org/streams"
+
+
+class Server:
+    """One Parley deployment serving domain, on 127.0.0.1 with free ports."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.dir = tempfile.mkdtemp(prefix=f"parley-s2s-{domain}-")
+        self.ports = {k: free_port() for k in ("c2s", "c2s_tls", "router", "http", "s2s",
+                                                 "s2s_tls")}
+        subprocess.run([binary("parleyctl"), "init", self.dir, "--domain", domain,
+                        "--c2s-port", str(self.ports["c2s"]),
+                        "--c2s-tls-port", str(self.ports["c2s_tls"]),
+                        "--router-port", str(self.ports["router"]),
+                        "--http-port", str(self.ports["http"]),
+                        "--s2s-port", str(self.ports["s2s"]),
+                        "--s2s-tls-port", str(self.ports["s2s_tls"])],
+                       check=True, capture_output=True, timeout=60)
+        self.config = os.path.join(self.dir, "parley.xml")
+        self.cert = os.path.join(self.dir, "tls", f"{domain}.pem")  # what c2s presents
+        self.parleyd = None
+        text = self.text()
+        self.secrets = dict(re.findall(r"<component name='(\w+)' secret='(\w+)'", text))
+        self.dialback_secret = re.search(r"<dialback-secret>(\w+)<", text).group(1)
+
+    def text(self):
+        with open(self.config) as f:
+            return f.read()
+
+    def edit_s2s(self, extra="", old=None, new=None):
+        """Adds extra at the end of <s2s>, and/or replaces old with new."""
+        text = self.text()
+        start, end = text.index("  <s2s>"), text.index("  </s2s>")
+        section = text[start:end]
+        if old is not None:
+            assert old in section, old
+            section = section.replace(old, new)
+        text = text[:start] + section + f"    {extra}\n" + text[end:]
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def add_user(self, user, password="secret"):
+        subprocess.run([binary("parleyctl"), "--config", self.config, "user", "add",
+                        f"{user}@{self.domain}", password], check=True, capture_output=True,
+                       timeout=60)
+        return f"{user}@{self.domain}", password
+
+    def start(self, expect_errors=()):
+        self.parleyd = Daemon("parleyd", self.config, self.dir, args=["--foreground"],
+                              expect_errors=expect_errors).start(timeout=30)
+        return self
+
+    def log(self):
+        return self.parleyd.logtext() if self.parleyd else ""
+
+    def s2s_pid(self):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().split(") ", 1)[1].split()[1])
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if ppid == self.parleyd.proc.pid and comm == "parley-s2s":
+                return int(pid)
+        return None
+
+    def stop(self):
+        try:
+            if self.parleyd is not None:
+                self.parleyd.stop()
+        finally:
+            self.parleyd = None
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for_log(server, pattern, timeout=15):
+    rx = re.compile(pattern)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = rx.search(server.log())
+        if m:
+            return m
+        time.sleep(0.05)
+    raise AssertionError(f"{server.domain}: no log line matching {pattern!r}:\n"
+                         + server.log()[-4000:])
+
+
+def make_ca_certs(directory, domains):
+    """A test CA and, per domain, a certificate for it (DNS-ID and CN)
+    usable both as TLS server and client, signed by the CA, with certtool.
+    Returns {"ca": path, domain: (cert, key)}."""
+    os.makedirs(directory, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(["certtool", *args], check=True, capture_output=True, timeout=60)
+
+    def template(name, text):
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            f.write(text + "expiration_days = 2\n")
+        return path
+
+    def key(name):
+        path = os.path.join(directory, name)
+        run("--generate-privkey", "--key-type=ecdsa", "--outfile", path)
+        return path
+
+    out = {"ca": os.path.join(directory, "ca.pem")}
+    ca_key = key("ca.key")
+    run("--generate-self-signed", "--load-privkey", ca_key, "--outfile", out["ca"],
+        "--template", template("ca.tmpl", 'cn = "Parley federation test CA"\nca\n'
+                               "cert_signing_key\n"))
+    for d in domains:
+        k = key(f"{d}.key")
+        c = os.path.join(directory, f"{d}.pem")
+        run("--generate-certificate", "--load-privkey", k, "--outfile", c,
+            "--load-ca-certificate", out["ca"], "--load-ca-privkey", ca_key,
+            "--template", template(f"{d}.tmpl", f'cn = "{d}"\ndns_name = "{d}"\n'
+                                   "tls_www_server\ntls_www_client\nsigning_key\n"))
+        out[d] = (c, k)
+    return out
+
+
+class StandInResolver(threading.Thread):
+    """Answers urn:parley:resolver:1 requests from a table
+    {domain: [(host, port, tls, address)]}; other domains are nxdomain."""
+
+    def __init__(self, server, table):
+        super().__init__(daemon=True)
+        self.table = table
+        self.asked = []
+        self.stream = component(server.ports["router"], "resolver", server.secrets["resolver"])
+        self.running = True
+        self.start()
+
+    def run(self):
+        while self.running:
+            el = self.stream.read(0.2)
+            if el is None:
+                if self.stream.closed:
+                    return
+                continue
+            r = el.find(q("resolve", NS_RESOLVER))
+            if r is None:
+                continue
+            d = r.get("domain")
+            self.asked.append(d)
+            head = (f"<iq type='result' id='{el.get('id')}' from='resolver' "
+                    f"to='{el.get('from')}'><resolved xmlns='{NS_RESOLVER}' domain='{d}'")
+            if d in self.table:
+                body = "".join(f"<target host='{h}' port='{p}' tls='{t}'><address>{a}</address>"
+                               "</target>" for h, p, t, a in self.table[d])
+                self.stream.send(f"{head} status='ok' ttl='60' source='static'>{body}"
+                                 "</resolved></iq>")
+            else:
+                self.stream.send(f"{head} status='nxdomain' ttl='60' source='dns'/></iq>")
+
+    def close(self):
+        self.running = False
+        self.join(2)
+        self.stream.close()
+
+
+def dialback_key(secret, receiving, originating, stream_id):
+    """XEP-0185: HMAC-SHA256 keyed with the hex SHA-256 of the secret."""
+    k = hashlib.sha256(secret.encode()).hexdigest().encode()
+    return hmac.new(k, f"{receiving} {originating} {stream_id}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+class RawPeer:
+    """A hand-driven server-to-server stream to a Parley s2s: header,
+    STARTTLS (certificate not checked: the test is about what follows),
+    then whatever the test sends."""
+
+    def __init__(self, port, origin, target):
+        self.origin, self.target = origin, target
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.stream = Stream(self.sock)
+        self.features = self.open()
+
+    def open(self):
+        self.stream.send(f"<?xml version='1.0'?><stream:stream xmlns='{NS_SERVER}' "
+                         f"xmlns:stream='{NS_STREAM}' xmlns:db='{NS_DB}' "
+                         f"from='{self.origin}' to='{self.target}' version='1.0'>")
+        self.header = self.stream.wait_header()
+        return self.stream.expect(q("features", NS_STREAM))
+
+    def starttls(self):
+        self.stream.send(f"<starttls xmlns='{NS_TLS}'/>")
+        self.stream.expect(q("proceed", NS_TLS))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.target)
+        self.stream = Stream(self.sock)
+        self.features = self.open()
+        return self.features
+
+    def send(self, data):
+        self.stream.send(data)
+
+    def close(self):
+        self.stream.close()

@@ -1,0 +1,327 @@
+# SPDX-License-Identifier: MIT
+"""Federation: two whole Parley deployments, a.test and b.test, each run
+by parleyd, find each other through the resolver and talk through
+parley-s2s: subscriptions, presence, messages and vCards across domains;
+SASL EXTERNAL with certificates from one test CA, dialback with
+self-signed ones; the require-valid-cert policy; bounces for a domain
+that does not resolve, for a remote that never answers and for one that
+dies; a raw peer that lies about its domain gets <invalid-from/>."""
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+import unittest
+
+from flows import Client, next_item, run
+from harness import NS_STANZAS, Stream, q
+from s2sfix import (NS_DB, NS_SASL, NS_STREAM, RawPeer, Server, StandInResolver,
+                    dialback_key, make_ca_certs, wait_for_log)
+
+
+
+def send(client, to, body, mid):
+    m = client.make_message(mto=to, mbody=body, mtype="chat")
+    m["id"] = mid
+    m.send()
+
+
+class Federation(unittest.TestCase):
+    """a.test and b.test; each case may change their <s2s> before start."""
+
+    def setUp(self):
+        self.a = Server("a.test")
+        self.b = Server("b.test")
+        self.resolvers = []
+
+    def tearDown(self):
+        for r in self.resolvers:
+            r.close()
+        try:
+            self.a.stop()
+        finally:
+            self.b.stop()
+
+    def table(self, **extra):
+        t = {"a.test": [("xmpp.a.test", self.a.ports["s2s"], "starttls", "127.0.0.1")],
+             "b.test": [("xmpp.b.test", self.b.ports["s2s"], "starttls", "127.0.0.1")]}
+        t.update(extra)
+        return t
+
+    def start(self, table=None, a_errors=(), b_errors=()):
+        self.a.start(expect_errors=a_errors)
+        self.b.start(expect_errors=b_errors)
+        table = table or self.table()
+        self.resolvers = [StandInResolver(self.a, table), StandInResolver(self.b, table)]
+
+    def use_ca(self):
+        certs = make_ca_certs(os.path.join(self.a.dir, "ca"), ["a.test", "b.test"])
+        for srv in (self.a, self.b):
+            cert, key = certs[srv.domain]
+            srv.edit_s2s(f"<!-- test CA -->",
+                         old=f"<certfile>tls/{srv.domain}.pem</certfile>"
+                             f"<keyfile>tls/{srv.domain}.key</keyfile></cert>\n    </tls>",
+                         new=f"<certfile>{cert}</certfile><keyfile>{key}</keyfile></cert>\n"
+                             f"      <ca-file>{certs['ca']}</ca-file>\n    </tls>")
+
+    # ---- whole flows ----------------------------------------------------------------
+
+    def chat_both_ways(self):
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            for c in (a, b):
+                c.register_plugin("xep_0054")
+            # alice asks bob; bob's client approves; she sees his presence
+            a.send_presence_subscription(pto=bob[0])
+            await next_item(a.subscriptions, timeout=20)
+            pres = await next_item(a.presences, timeout=20,
+                                   pred=lambda p: p["from"].bare == bob[0])
+            self.assertEqual(pres["type"], "available")
+            self.assertEqual(a.client_roster[bob[0]]["subscription"], "to")
+            # and the other way round
+            b.send_presence_subscription(pto=alice[0])
+            await next_item(b.subscriptions, timeout=20)
+            pres = await next_item(b.presences, timeout=20,
+                                   pred=lambda p: p["from"].bare == alice[0])
+            self.assertEqual(pres["type"], "available")
+            self.assertEqual(b.client_roster[alice[0]]["subscription"], "both")
+            # messages both ways
+            a.send_message(mto=bob[0], mbody="hi bob", mtype="chat")
+            m = await next_item(b.messages)
+            self.assertEqual((m["body"], m["from"].bare), ("hi bob", alice[0]))
+            m.reply("hi alice").send()
+            m = await next_item(a.messages)
+            self.assertEqual((m["body"], m["from"].bare), ("hi alice", bob[0]))
+            # bob publishes his vCard; alice fetches it across the federation
+            vc = b["xep_0054"].make_vcard()
+            vc["FN"] = "Bob of b.test"
+            await b["xep_0054"].publish_vcard(vc, timeout=10)
+            got = await a["xep_0054"].get_vcard(bob[0], cached=False, timeout=15)
+            self.assertEqual(got["vcard_temp"]["FN"], "Bob of b.test")
+            # bob goes offline: alice sees it
+            await b.offline()
+            pres = await next_item(a.presences, pred=lambda p: p["type"] == "unavailable")
+            self.assertEqual(pres["from"].bare, bob[0])
+            await a.offline()
+
+        run(flow())
+
+    def test_dialback_with_self_signed_certificates(self):
+        self.start()
+        self.chat_both_ways()
+        wait_for_log(self.a, r"parley-s2s: notice: .*authenticated as a\.test to b\.test "
+                             r"with dialback")
+        wait_for_log(self.b, r"parley-s2s: notice: .*authenticated as b\.test to a\.test "
+                             r"with dialback")
+        wait_for_log(self.b, r"a\.test authenticated with dialback")
+        self.assertNotIn("SASL EXTERNAL", self.a.log() + self.b.log())
+
+    def test_sasl_external_with_certificates_from_one_ca(self):
+        self.use_ca()
+        self.start()
+        self.chat_both_ways()
+        wait_for_log(self.a, r"parley-s2s: notice: .*authenticated as a\.test to b\.test "
+                             r"with SASL EXTERNAL")
+        wait_for_log(self.b, r"parley-s2s: notice: .*authenticated as b\.test to a\.test "
+                             r"with SASL EXTERNAL")
+        wait_for_log(self.a, r"b\.test authenticated with SASL EXTERNAL")
+        self.assertNotIn("with dialback", self.a.log() + self.b.log())
+
+    # ---- failures bounce, with the right condition -----------------------------------
+
+    def send_and_bounce(self, to, cond, timeout=30, text_has=None):
+        alice = self.a.add_user("alice")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            send(a, to, "anyone?", "m1")
+            m = await next_item(a.messages, timeout=timeout)
+            self.assertEqual(m["type"], "error")
+            self.assertEqual(m["id"], "m1")
+            self.assertEqual(m["from"].bare, to)
+            self.assertEqual(m["error"]["condition"], cond)
+            if text_has:
+                self.assertIn(text_has, m["error"]["text"])
+            await a.offline()
+
+        run(flow())
+
+    def test_domain_without_dns_record_bounces(self):
+        self.start()
+        self.send_and_bounce("nobody@nowhere.test", "remote-server-not-found")
+        self.assertIn("nowhere.test", self.resolvers[0].asked)
+
+    def test_unreachable_target_bounces(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there: connection refused
+        self.start(self.table(**{"c.test": [("xmpp.c.test", port, "starttls", "127.0.0.1")]}))
+        self.send_and_bounce("carol@c.test", "remote-server-not-found",
+                             text_has="connect")
+
+    def test_silent_remote_times_out(self):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts, never speaks
+        self.a.edit_s2s("<connect-timeout>2s</connect-timeout>")
+        try:
+            self.start(self.table(**{"d.test": [("xmpp.d.test", silent.getsockname()[1],
+                                                 "starttls", "127.0.0.1")]}))
+            self.send_and_bounce("dave@d.test", "remote-server-timeout")
+        finally:
+            silent.close()
+
+    def test_require_valid_cert_refuses_self_signed(self):
+        self.a.edit_s2s("<remote domain='b.test'><auth>require-valid-cert</auth></remote>")
+        self.start()
+        bob = self.b.add_user("bob")
+        self.send_and_bounce(bob[0], "remote-server-not-found", text_has="require-valid-cert")
+        # b's dialback towards a is refused too: b's stanza bounces
+        alice = self.a.add_user("alice2")
+
+        async def flow():
+            b = await Client(self.b, *bob).online()
+            send(b, alice[0], "let me in", "m2")
+            m = await next_item(b.messages, timeout=30)
+            self.assertEqual((m["type"], m["id"]), ("error", "m2"))
+            self.assertEqual(m["error"]["condition"], "remote-server-not-found")
+            await b.offline()
+
+        run(flow())
+        wait_for_log(self.a, r"dialback from b\.test refused: the policy is require-valid-cert")
+
+    # ---- a peer that lies about its domain ----------------------------------------
+
+    def test_stanza_from_an_unauthenticated_domain_gets_invalid_from(self):
+        self.start()
+        alice = self.a.add_user("alice")
+        # a raw peer proves b.test by dialback: it knows b's secret, and a
+        # checks the key with b's real s2s (the authoritative server)
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        feats = peer.features
+        self.assertIsNotNone(feats.find(q("starttls", "urn:ietf:params:xml:ns:xmpp-tls")))
+        peer.starttls()
+        key = dialback_key(self.b.dialback_secret, "a.test", "b.test", peer.header.get("id"))
+        peer.send(f"<db:result from='b.test' to='a.test'>{key}</db:result>")
+        r = peer.stream.expect(q("result", NS_DB), timeout=20)
+        self.assertEqual(r.get("type"), "valid")
+        # an honest stanza passes; one from another domain ends the stream
+        peer.send(f"<message from='bob@b.test/x' to='{alice[0]}' id='ok'><body>1</body>"
+                  "</message>")
+        peer.send(f"<message from='eve@evil.test/x' to='{alice[0]}' id='bad'><body>2</body>"
+                  "</message>")
+        peer.stream.expect_stream_error("invalid-from")
+        wait_for_log(self.a, r"stream error invalid-from: 'eve@evil\.test/x' is not of a "
+                             r"domain this stream authenticated")
+        # a wrong key is refused by the authoritative server
+        peer2 = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer2.starttls()
+        peer2.send("<db:result from='b.test' to='a.test'>" + "0" * 64 + "</db:result>")
+        r = peer2.stream.expect(q("result", NS_DB), timeout=20)
+        self.assertEqual(r.get("type"), "invalid")
+        peer2.send(f"<message from='bob@b.test/x' to='{alice[0]}'><body>3</body></message>")
+        peer2.stream.expect_stream_error("not-authorized")
+
+    def test_plaintext_refused_and_db_verify_answered(self):
+        self.start()
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        tls = peer.features.find(q("starttls", "urn:ietf:params:xml:ns:xmpp-tls"))
+        self.assertIsNotNone(tls.find(q("required", "urn:ietf:params:xml:ns:xmpp-tls")))
+        peer.send("<db:verify from='b.test' to='a.test' id='x'>00</db:verify>")
+        peer.stream.expect_stream_error("policy-violation")
+        # after STARTTLS, a.test answers db:verify with its own XEP-0185 key
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        feats = peer.starttls()
+        self.assertIsNotNone(feats.find(q("dialback", "urn:xmpp:features:dialback")))
+        self.assertIsNone(feats.find(q("mechanisms", NS_SASL)))  # self-signed: no EXTERNAL
+        good = dialback_key(self.a.dialback_secret, "b.test", "a.test", "sid1")
+        peer.send(f"<db:verify from='b.test' to='a.test' id='sid1'>{good}</db:verify>")
+        peer.send("<db:verify from='b.test' to='a.test' id='sid2'>" + good + "</db:verify>")
+        peer.send(f"<db:verify from='b.test' to='nothere.test' id='sid1'>{good}</db:verify>")
+        got = [peer.stream.expect(q("verify", NS_DB)) for _ in range(3)]
+        self.assertEqual([(v.get("id"), v.get("type")) for v in got],
+                         [("sid1", "valid"), ("sid2", "invalid"), ("sid1", "error")])
+        self.assertIsNotNone(got[2].find(f"{{jabber:server}}error/{{{NS_STANZAS}}}item-not-found"))
+        # a header for a domain not served here
+        bad = Stream.connect(self.a.ports["s2s"])
+        bad.send(f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                        f"xmlns:stream='{NS_STREAM}' from='b.test' to='elsewhere.test' "
+                        "version='1.0'>")
+        bad.expect_stream_error("host-unknown")
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def test_idle_stream_closes_and_reconnects_on_demand(self):
+        self.a.edit_s2s("<idle-timeout>2s</idle-timeout>")
+        self.start()
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            a.send_message(mto=bob[0], mbody="one", mtype="chat")
+            self.assertEqual((await next_item(b.messages, timeout=20))["body"], "one")
+            await asyncio.get_event_loop().run_in_executor(
+                None, wait_for_log, self.a, r"a\.test->b\.test.*idle for 2000 ms", 15)
+            a.send_message(mto=bob[0], mbody="two", mtype="chat")
+            self.assertEqual((await next_item(b.messages, timeout=20))["body"], "two")
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+        self.assertEqual(self.a.log().count("route a.test->b.test up"), 2)
+
+    def test_remote_killed_mid_stream_loses_nothing_silently(self):
+        self.start()
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+        n = 20
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            a.send_message(mto=bob[0], mbody="warm-up", mtype="chat")
+            self.assertEqual((await next_item(b.messages, timeout=20))["body"], "warm-up")
+            pid = self.b.s2s_pid()
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.get_event_loop().run_in_executor(
+                None, wait_for_log, self.a, r"route a\.test->b\.test down", 15)
+            for i in range(n):
+                send(a, bob[0], f"m{i}", f"m{i}")
+            delivered, bounced = set(), set()
+            deadline = time.monotonic() + 60
+            while len(delivered | bounced) < n and time.monotonic() < deadline:
+                for queue, seen in ((b.messages, delivered), (a.messages, bounced)):
+                    try:
+                        m = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        continue
+                    if m["body"].startswith("m") or m["type"] == "error":
+                        seen.add(m["id"] or m["body"])
+                await asyncio.sleep(0.05)
+            self.assertEqual(len(delivered | bounced), n,
+                             f"delivered {sorted(delivered)}, bounced {sorted(bounced)}")
+            self.assertFalse(delivered & bounced)
+            # once parleyd has restarted b's s2s, the route comes back on demand
+            await asyncio.get_event_loop().run_in_executor(
+                None, wait_for_log, self.b, r"parley-s2s \(pid \d+\) is ready(.|\n)*"
+                r"parley-s2s \(pid \d+\) is ready", 15)
+            send(a, bob[0], "after", "after")
+            m = await next_item(b.messages, timeout=20, pred=lambda m: m["id"] == "after")
+            self.assertEqual(m["body"], "after")
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+
+
+if __name__ == "__main__":
+    unittest.main()
