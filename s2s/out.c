@@ -75,7 +75,9 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     sc->connect_ev = NULL;
     sc->fd = -1;
     sconn_attach(sc, fd);
-    log_debug(&sc->lc, "connected%s", sc->direct_tls ? " (direct TLS)" : "");
+    log_info(&sc->lc, "connected to %s (%s)",
+             sc->route ? sc->route->targets[sc->route->next - 1].host : "?",
+             sc->direct_tls ? "direct TLS" : "STARTTLS");
     if (sc->direct_tls) {
         struct err err = {0};
         if (sconn_start_client_tls(sc, &err) < 0)

@@ -193,6 +193,7 @@ struct s2s_conn {
     struct route *route; /* out only */
     struct hmap *authed; /* in: remote domains authenticated on this stream */
     int64_t last_ms;     /* last stanza either way, for the idle timeout */
+    int64_t created_ms;  /* in: authentication must come within connect-timeout */
     struct s2s_list link;
     struct log_ctx lc;
 };

@@ -144,7 +144,7 @@ struct s2s_conn *sconn_new(struct s2s *s2s, int fd, bool outgoing)
     sc->id = ++s2s->next_id;
     sc->outgoing = outgoing;
     sc->fd = -1;
-    sc->last_ms = s2s_now_ms();
+    sc->last_ms = sc->created_ms = s2s_now_ms();
     s2s_list_add(&s2s->conns, &sc->link);
     struct xstream_limits lim = {.max_stanza = s2s->cfg->max_stanza};
     sc->xs = xstream_new(&lim, &sconn_xs_ops, sc, 0);
@@ -288,12 +288,19 @@ void sconn_close_all(struct s2s *s2s, enum xmpp_cond cond, const char *text)
 void sconn_housekeeping(struct s2s *s2s, int64_t now)
 {
     long idle = s2s->cfg->idle_timeout_ms;
-    if (idle <= 0)
-        return;
     for (struct s2s_list *l = s2s->conns.next; l != &s2s->conns; l = l->next) {
         struct s2s_conn *sc = S2S_ENTRY(l, struct s2s_conn, link);
-        bool settled = sc->outgoing ? sc->state == SC_UP : sc->state == SC_OPEN;
-        if (settled && now - sc->last_ms >= idle) {
+        bool authed = sc->outgoing ? sc->state == SC_UP : hmap_count(sc->authed) > 0;
+        /* A peer that connects and never proves a domain holds a socket for
+         * nothing (outgoing attempts have the route's deadline). */
+        if (!sc->outgoing && !authed && sc->state != SC_CLOSING && sc->conn != NULL &&
+            now - sc->created_ms >= s2s->cfg->connect_timeout_ms) {
+            sconn_stream_error(sc, XMPP_COND_STREAM_CONNECTION_TIMEOUT,
+                               "no domain authenticated within %ld ms",
+                               s2s->cfg->connect_timeout_ms);
+            continue;
+        }
+        if (idle > 0 && authed && now - sc->last_ms >= idle) {
             log_info(&sc->lc, "idle for %ld ms: closing the stream", idle);
             sconn_close(sc, "idle");
         }

@@ -124,8 +124,12 @@ class Federation(unittest.TestCase):
 
     def test_sasl_external_with_certificates_from_one_ca(self):
         self.use_ca()
-        self.start()
+        # b.test is reached over direct TLS (XEP-0368), a.test with STARTTLS
+        self.start(self.table(**{"b.test": [("xmpp.b.test", self.b.ports["s2s_tls"], "direct",
+                                             "127.0.0.1")]}))
         self.chat_both_ways()
+        wait_for_log(self.a, r"a\.test->b\.test .*: connected to xmpp\.b\.test \(direct TLS\)")
+        wait_for_log(self.b, r"b\.test->a\.test .*: connected to xmpp\.a\.test \(STARTTLS\)")
         wait_for_log(self.a, r"parley-s2s: notice: .*authenticated as a\.test to b\.test "
                              r"with SASL EXTERNAL")
         wait_for_log(self.b, r"parley-s2s: notice: .*authenticated as b\.test to a\.test "
@@ -255,6 +259,13 @@ class Federation(unittest.TestCase):
                         f"xmlns:stream='{NS_STREAM}' from='b.test' to='elsewhere.test' "
                         "version='1.0'>")
         bad.expect_stream_error("host-unknown")
+
+    def test_peer_that_never_authenticates_is_closed(self):
+        self.a.edit_s2s("<connect-timeout>1s</connect-timeout>")
+        self.start()
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer.stream.expect_stream_error("connection-timeout", timeout=10)
+        wait_for_log(self.a, r"stream error connection-timeout: no domain authenticated")
 
     # ---- lifecycle -----------------------------------------------------------------
 
