@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 """A whole Parley deployment for client-level tests: parleyctl init writes
 it, parleyd runs it, parleyctl adds users; slixmpp clients connect over
-STARTTLS and verify the deployment's own certificate."""
+STARTTLS and verify the deployment's own certificate. With
+PARLEY_STORE=pgsql the deployment stores in a fresh database on the ctest
+fixture's PostgreSQL server (a <storage> block, then parleyctl db init, as
+docs/deployment.md tells an operator)."""
 
 import asyncio
 import os
@@ -15,6 +18,7 @@ import time
 import slixmpp
 
 from harness import Daemon, binary, free_port
+from store_access import Store, pg_create, pg_drop, pgsql_wanted
 
 DOMAIN = "example.test"
 
@@ -33,15 +37,25 @@ class Suite:
                 "--s2s-tls-port", str(self.ports["s2s_tls"]), *extra_init]
         subprocess.run(args, check=True, capture_output=True)
         self.config = os.path.join(self.dir, "parley.xml")
+        self.parleyd = None
+        self.conninfo = pg_create() if pgsql_wanted() else None
+        with open(self.config) as f:
+            text = f.read()
         if sm_section is not None:
-            with open(self.config) as f:
-                text = f.read()
             text = text.replace("<sm>\n    <name>sm</name>\n  </sm>",
                                 f"<sm>\n    <name>sm</name>\n{sm_section}\n  </sm>")
-            with open(self.config, "w") as f:
-                f.write(text)
+        if self.conninfo:
+            text = text.replace("  <data-dir>", "  <storage><driver>pgsql</driver><pgsql>"
+                                f"<conninfo>{self.conninfo}</conninfo></pgsql></storage>\n"
+                                "  <data-dir>", 1)
+        with open(self.config, "w") as f:
+            f.write(text)
+        if self.conninfo:
+            self.ctl("db", "init")
+            self.store = Store(conninfo=self.conninfo)
+        else:
+            self.store = Store(sqlite_path=os.path.join(self.dir, "data", "parley.db"))
         self.cert = os.path.join(self.dir, "tls", f"{DOMAIN}.pem")
-        self.parleyd = None
 
     def ctl(self, *args, check=True):
         return subprocess.run([binary("parleyctl"), "--config", self.config, *args],
@@ -85,9 +99,13 @@ class Suite:
         raise AssertionError(f"parleyd did not restart {name}")
 
     def stop(self):
-        if self.parleyd is not None:
-            self.parleyd.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            if self.parleyd is not None:
+                self.parleyd.stop()
+        finally:
+            if self.conninfo:
+                pg_drop(self.conninfo)
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Client(slixmpp.ClientXMPP):

@@ -11,6 +11,7 @@ import unittest
 import xml.etree.ElementTree as ET
 
 from harness import NS_ROUTER, Deployment, binary, component, q, secret
+from store_access import Store
 
 NS_SESSION = "urn:parley:session:1"
 NS_CLIENT = "jabber:client"
@@ -125,6 +126,9 @@ class SmCase(unittest.TestCase):
             f"  <sm><name>sm</name>{self.SM_SECTION}</sm>\n" + self.storage_xml()))
         self.dep.extra = self.dep.extra.replace("{dir}", self.dep.dir)
         self.dep.write_config()
+        # what the daemons stored, on either driver (store_access.py)
+        self.store = (Store(conninfo=f"{self.pg_base} dbname={self.pg_db}") if self.pg_db
+                      else Store(sqlite_path=os.path.join(self.dep.dir, "parley.db")))
         ctl = [binary("parleyctl"), "--config", self.dep.config]
         subprocess.run(ctl + ["db", "init"], check=True, capture_output=True)
         for u in self.USERS:

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import os
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -111,16 +110,9 @@ class AdminCase(SmCase):
         finally:
             smproto.Deployment = harness.Deployment
 
-    def db(self):
-        db = sqlite3.connect(os.path.join(self.dep.dir, "parley.db"))
-        db.row_factory = sqlite3.Row
-        return db
-
     def authreg(self, user):
-        db = self.db()
-        row = db.execute("SELECT * FROM authreg WHERE owner = ?", (user,)).fetchone()
-        db.close()
-        return dict(row) if row is not None else None
+        rows = self.store.sql("SELECT * FROM authreg WHERE owner = ?", (user,))
+        return rows[0] if rows else None
 
     def command(self, link, node, action=None, sid=None, payload="", iid=None):
         attrs = f" node='{NS_ADMIN}#{node}'" if node is not None else ""
@@ -226,12 +218,9 @@ class Discovery(AdminCase):
         self.assertEqual(self.wait_items(a, set()), set())
 
     def test_account_items_from_the_store(self):
-        db = self.db()
-        db.executemany("INSERT INTO disco_items (owner, jid, node, name) VALUES (?, ?, ?, ?)",
-                       [(f"alice@{DOMAIN}", "pubsub.example.org", "", "Alice's feeds"),
-                        (f"alice@{DOMAIN}", "pubsub.example.org", "blog", "")])
-        db.commit()
-        db.close()
+        for node, name in (("", "Alice's feeds"), ("blog", "")):
+            self.store.sql("INSERT INTO disco_items (owner, jid, node, name) VALUES (?, ?, ?, ?)",
+                           (f"alice@{DOMAIN}", "pubsub.example.org", node, name))
         a = self.online("alice")
         r = a.iq("get", f"<query xmlns='{NS_ITEMS}'/>")  # no 'to': her own account
         items = {(i.get("jid"), i.get("node"), i.get("name"))
@@ -291,8 +280,8 @@ class Users(AdminCase):
         row = self.authreg(user)
         self.assertIsNotNone(row, user)
         for h, p in (("sha1", "scram1"), ("sha256", "scram256")):
-            self.assertEqual(row[f"{p}_iter"], 4096)
-            self.assertEqual(scram_stored(h, password, row[f"{p}_salt"], row[f"{p}_iter"]),
+            self.assertEqual(row[f"{p}_iter"], "4096")
+            self.assertEqual(scram_stored(h, password, row[f"{p}_salt"], int(row[f"{p}_iter"])),
                              row[f"{p}_stored"], h)
 
     def test_add_user(self):
@@ -373,12 +362,8 @@ class Users(AdminCase):
             self.assertEqual(self.ended(link).get("reason"), "not-authorized")
         gone = a.expect(q("presence", NS_CLIENT), pred=lambda e: e.get("from") == b1.jid)
         self.assertEqual(gone.get("type"), "unavailable")
-        db = self.db()
         for table in USER_TABLES:
-            n = db.execute(f"SELECT COUNT(*) FROM {table} WHERE owner = ?",
-                           (f"bob@{DOMAIN}",)).fetchone()[0]
-            self.assertEqual(n, 0, table)
-        db.close()
+            self.assertEqual(self.store.count(table, f"bob@{DOMAIN}"), 0, table)
         self.assertEqual(self.start_refused("bob").get("cond"), "not-authorized")
         # bob comes back as a new account, with nothing of the old one
         self.run_command(a, "add-user", {"accountjid": f"bob@{DOMAIN}", "password": "new"})

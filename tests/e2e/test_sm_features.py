@@ -7,8 +7,6 @@ messages. Each success path and each error the specifications name."""
 
 import base64
 import hashlib
-import os
-import sqlite3
 import time
 import unittest
 from datetime import datetime, timedelta, timezone
@@ -58,9 +56,6 @@ class FeatureCase(SmCase):
         self.sm.stop()
         self.sm = self.dep.start("parley-sm")
         self.wait_sm_bound()
-
-    def db(self):
-        return sqlite3.connect(os.path.join(self.dep.dir, "parley.db"))
 
     def follow(self, follower, followed):
         """follower subscribes to followed's presence; followed approves."""
@@ -314,8 +309,8 @@ class Active(FeatureCase):
         the session has started)."""
         deadline = time.time() + 10
         while True:
-            with self.db() as db:
-                rows = db.execute("SELECT owner, time FROM active").fetchall()
+            rows = [(r["owner"], int(r["time"]))
+                    for r in self.store.sql("SELECT owner, time FROM active")]
             if len(rows) >= want or time.time() > deadline:
                 return rows
             time.sleep(0.05)
