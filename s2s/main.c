@@ -26,11 +26,20 @@ int64_t s2s_now_ms(void)
 
 const char *s2s_local_domain(const struct s2s *s2s, const char *domain)
 {
-    for (size_t i = 0; domain != NULL && i < s2s->common->ndomains; i++) {
+    if (domain == NULL)
+        return NULL;
+    for (size_t i = 0; i < s2s->common->ndomains; i++) {
         if (strcasecmp(s2s->common->domains[i], domain) == 0)
             return s2s->common->domains[i];
     }
-    return NULL;
+    char lower[1024];
+    size_t n = strlen(domain);
+    if (s2s->served == NULL || n >= sizeof(lower))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)((domain[i] >= 'A' && domain[i] <= 'Z') ? domain[i] + 32 : domain[i]);
+    const struct served *sv = hmap_get(s2s->served, lower);
+    return sv != NULL ? sv->name : NULL;
 }
 
 /* XEP-0185: the HMAC key is the hex SHA-256 of the secret, so the secret

@@ -17,6 +17,10 @@
 #include "hmap.h"
 #include "xml.h"
 
+/* An idle route with nothing waiting is forgotten after this long: the map
+ * holds the domains contacted lately, not every domain ever contacted. */
+#define ROUTE_FORGET_MS (10 * 60 * 1000)
+
 struct route *route_get(struct s2s *s2s, const char *local, const char *remote)
 {
     char key[1100];
@@ -31,6 +35,7 @@ struct route *route_get(struct s2s *s2s, const char *local, const char *remote)
     r->remote = xstrdup(remote);
     queue_init(&r->q);
     s2s_list_init(&r->verifies);
+    r->used_ms = s2s_now_ms();
     hmap_put(s2s->routes, r->key, r);
     return r;
 }
@@ -72,6 +77,7 @@ static void start(struct route *r)
 void route_send(struct route *r, const char *data, size_t len)
 {
     struct s2s *s2s = r->s2s;
+    r->used_ms = s2s_now_ms();
     if (r->state == ROUTE_UP && r->out != NULL) {
         sconn_write(r->out, data, len);
         r->out->last_ms = s2s_now_ms();
@@ -223,6 +229,7 @@ void route_add_verify(struct route *r, uint64_t in_id, const char *stream_id, co
     v->stream_id = xstrdup(stream_id);
     v->key = xstrdup(key);
     s2s_list_add(&r->verifies, &v->link);
+    r->used_ms = s2s_now_ms();
     if (r->out != NULL)
         out_flush_verifies(r->out);
     else if (r->state == ROUTE_IDLE)
@@ -252,12 +259,46 @@ static void check_route(struct route *r, int64_t now)
     }
 }
 
+static bool forgettable(const struct route *r, int64_t now)
+{
+    return r->state == ROUTE_IDLE && r->out == NULL && r->q.count == 0 &&
+           r->verifies.next == &r->verifies && now - r->used_ms >= ROUTE_FORGET_MS;
+}
+
+static void route_free(struct route *r)
+{
+    free(r->resolve_id);
+    targets_free(r);
+    free(r->key);
+    free(r->local);
+    free(r->remote);
+    free(r);
+}
+
 void route_housekeeping(struct s2s *s2s, int64_t now)
 {
     struct hmap_iter it = {0};
     void *v;
-    while (hmap_next(s2s->routes, &it, NULL, &v))
+    size_t nold = 0;
+    while (hmap_next(s2s->routes, &it, NULL, &v)) {
         check_route(v, now);
+        nold += forgettable(v, now);
+    }
+    if (nold == 0)
+        return;
+    /* The map must not change while it is iterated: collect, then drop. */
+    struct route **old = xcalloc(nold, sizeof(*old));
+    size_t n = 0;
+    memset(&it, 0, sizeof(it));
+    while (hmap_next(s2s->routes, &it, NULL, &v) && n < nold) {
+        if (forgettable(v, now))
+            old[n++] = v;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hmap_del(s2s->routes, old[i]->key);
+        route_free(old[i]);
+    }
+    free(old);
 }
 
 void routes_free_all(struct s2s *s2s)
@@ -280,12 +321,7 @@ void routes_free_all(struct s2s *s2s)
                 sconn_abandon(r->out);
             }
         }
-        free(r->resolve_id);
-        targets_free(r);
-        free(r->key);
-        free(r->local);
-        free(r->remote);
-        free(r);
+        route_free(r);
     }
     hmap_free(&s2s->routes);
     s2s->routes = hmap_new();

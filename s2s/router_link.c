@@ -175,6 +175,75 @@ out:
     arena_free(&a);
 }
 
+/* ---- who serves what: router notices (docs/protocol.md §4) ---------------- */
+
+/* The names one connected component has bound. */
+struct comp_names {
+    char **names;
+    size_t n;
+};
+
+static void unserve(struct s2s *s2s, struct comp_names *cn)
+{
+    for (size_t i = 0; i < cn->n; i++) {
+        struct served *sv = hmap_get(s2s->served, cn->names[i]);
+        if (sv != NULL && --sv->count == 0) {
+            hmap_del(s2s->served, cn->names[i]);
+            free(sv);
+        }
+        free(cn->names[i]);
+    }
+    free(cn->names);
+    free(cn);
+}
+
+static void forget_all(struct s2s *s2s)
+{
+    struct hmap_iter it = {0};
+    void *v;
+    while (s2s->comps != NULL && hmap_next(s2s->comps, &it, NULL, &v))
+        unserve(s2s, v);
+    hmap_free(&s2s->comps);
+    s2s->comps = hmap_new();
+}
+
+/* Only names that look like domains count: a bare component name ("sm",
+ * "c2s") must never become a destination a remote server may address. */
+static bool domain_like(const char *name)
+{
+    return strchr(name, '.') != NULL && strcmp(name, "*") != 0;
+}
+
+static void on_notice(struct s2s *s2s, const struct xml_node *n)
+{
+    const char *name = xml_attr_get(n, "name");
+    const char *state = xml_attr_get(n, "state");
+    if (name == NULL || state == NULL || strcmp(name, s2s->name) == 0)
+        return;
+    struct comp_names *old = hmap_del(s2s->comps, name);
+    if (old != NULL)
+        unserve(s2s, old);
+    if (strcmp(state, "up") != 0)
+        return;
+    struct comp_names *cn = xcalloc(1, sizeof(*cn));
+    for (const struct xml_node *b = xml_child(n, PL_NS_ROUTER, "bind"); b != NULL;
+         b = xml_next(b, PL_NS_ROUTER, "bind")) {
+        const char *bn = xml_attr_get(b, "name");
+        if (bn == NULL || !domain_like(bn) || strcmp(bn, name) == 0)
+            continue;
+        cn->names = xrealloc(cn->names, (cn->n + 1) * sizeof(*cn->names));
+        cn->names[cn->n++] = xstrdup(bn);
+        struct served *sv = hmap_get(s2s->served, bn);
+        if (sv == NULL) {
+            sv = xcalloc(1, sizeof(*sv) + strlen(bn) + 1);
+            memcpy(sv->name, bn, strlen(bn) + 1);
+            hmap_put(s2s->served, sv->name, sv);
+        }
+        sv->count++;
+    }
+    hmap_put(s2s->comps, name, cn);
+}
+
 static void on_stanza(struct comp_client *cc, struct xml_node *st, const char *raw, size_t len,
                       void *arg)
 {
@@ -182,6 +251,10 @@ static void on_stanza(struct comp_client *cc, struct xml_node *st, const char *r
     (void)cc;
     (void)raw;
     (void)len;
+    if (xml_is(st, PL_NS_ROUTER, "component")) {
+        on_notice(s2s, st);
+        return;
+    }
     if (!is_stanza_name(st->name) || strcmp(st->ns, PL_NS_ROUTER) == 0) {
         log_debug(&s2s->lc, "ignored <%s xmlns='%s'/> from the router", st->name, st->ns);
         return;
@@ -207,6 +280,7 @@ static void on_down(struct comp_client *cc, void *arg)
     struct s2s *s2s = arg;
     (void)cc;
     log_warn(&s2s->lc, "router link down");
+    forget_all(s2s);
 }
 
 static void on_bind_error(struct comp_client *cc, const char *name, const char *cond, void *arg)
@@ -236,9 +310,12 @@ int router_link_start(struct s2s *s2s, struct err *err)
         .secret = comp->secret,
         .binds = binds,
         .nbinds = 1,
+        .watch = true,
         .limits = {.max_stanza = max},
     };
     static const struct comp_client_ops ops = {on_up, on_down, on_stanza, on_bind_error};
+    s2s->comps = hmap_new();
+    s2s->served = hmap_new();
     s2s->cc = comp_client_new(s2s->base, &cfg, &ops, s2s);
     return 0;
 }
@@ -246,4 +323,7 @@ int router_link_start(struct s2s *s2s, struct err *err)
 void router_link_free(struct s2s *s2s)
 {
     comp_client_free(&s2s->cc);
+    forget_all(s2s);
+    hmap_free(&s2s->comps);
+    hmap_free(&s2s->served);
 }

@@ -157,6 +157,7 @@ struct route {
     size_t ntargets, next;
     char *resolve_id;
     int64_t deadline_ms; /* resolving, or the current attempt */
+    int64_t used_ms;     /* last stanza or verify, for forgetting idle routes */
     enum xmpp_cond fail_cond;
     char fail_text[200];
 };
@@ -218,6 +219,8 @@ struct s2s {
         struct evconnlistener *plain, *tls;
     } listen;
     struct comp_client *cc;
+    struct hmap *comps;     /* component name -> struct comp_names (router notices) */
+    struct hmap *served;    /* domain bound by a local component -> struct served */
     struct hmap *routes;    /* "local remote" -> struct route */
     struct hmap *resolving; /* resolver iq id -> struct route */
     struct s2s_list conns;  /* every struct s2s_conn */
@@ -229,8 +232,17 @@ struct s2s {
 
 /* main.c */
 int64_t s2s_now_ms(void);
-/* The hosted domain equal to domain (normalised), or NULL. */
+/* The local domain equal to domain (ASCII case-insensitively): a hosted
+ * <domain>, or a domain a local component has bound (a MUC service, a
+ * gateway), as the router's notices say. NULL when it is neither. The
+ * string stays valid until the next router notice or reload. */
 const char *s2s_local_domain(const struct s2s *s2s, const char *domain);
+
+/* router_link.c: a domain bound by local components */
+struct served {
+    unsigned count; /* components that bound it */
+    char name[];
+};
 
 /* listen.c */
 int listen_start(struct s2s *s2s, struct err *err) PL_WARN_UNUSED;

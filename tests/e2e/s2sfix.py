@@ -67,6 +67,16 @@ class Server:
         with open(self.config, "w") as f:
             f.write(text)
 
+    def add_component(self, name, binds):
+        """Allows an external component (before start); returns its secret."""
+        secret = os.urandom(16).hex()
+        bind = "".join(f"<bind>{b}</bind>" for b in binds)
+        text = self.text().replace("  <data-dir>", f"  <component name='{name}' "
+                                   f"secret='{secret}'>{bind}</component>\n  <data-dir>", 1)
+        with open(self.config, "w") as f:
+            f.write(text)
+        return secret
+
     def add_user(self, user, password="secret"):
         subprocess.run([binary("parleyctl"), "--config", self.config, "user", "add",
                         f"{user}@{self.domain}", password], check=True, capture_output=True,

@@ -16,7 +16,7 @@ import time
 import unittest
 
 from flows import Client, next_item, run
-from harness import NS_STANZAS, Stream, q
+from harness import NS_ROUTER, NS_STANZAS, Stream, component, q
 from s2sfix import (NS_DB, NS_SASL, NS_STREAM, RawPeer, Server, StandInResolver,
                     dialback_key, make_ca_certs, wait_for_log)
 
@@ -104,6 +104,14 @@ class Federation(unittest.TestCase):
             await b["xep_0054"].publish_vcard(vc, timeout=10)
             got = await a["xep_0054"].get_vcard(bob[0], cached=False, timeout=15)
             self.assertEqual(got["vcard_temp"]["FN"], "Bob of b.test")
+            # the remote server itself answers through the federation (its sm):
+            # XEP-0199 ping and service discovery
+            a.register_plugin("xep_0199")
+            a.register_plugin("xep_0030")
+            rtt = await a["xep_0199"].ping("b.test", timeout=15)
+            self.assertIsNotNone(rtt)
+            info = await a["xep_0030"].get_info(jid="b.test", timeout=15)
+            self.assertIn("server", [i[0] for i in info["disco_info"]["identities"]])
             # bob goes offline: alice sees it
             await b.offline()
             pres = await next_item(a.presences, pred=lambda p: p["type"] == "unavailable")
@@ -136,6 +144,33 @@ class Federation(unittest.TestCase):
                              r"with SASL EXTERNAL")
         wait_for_log(self.a, r"b\.test authenticated with SASL EXTERNAL")
         self.assertNotIn("with dialback", self.a.log() + self.b.log())
+
+    def test_domain_of_a_local_component_federates(self):
+        """A service on a.test's router (a MUC, a gateway) under its own
+        domain is reachable from b.test and can answer."""
+        secret = self.a.add_component("svc", ["svc.a.test"])
+        self.start(self.table(**{"svc.a.test": [("xmpp.a.test", self.a.ports["s2s"],
+                                                 "starttls", "127.0.0.1")]}))
+        svc = component(self.a.ports["router"], "svc", secret)
+        svc.send(f"<bind xmlns='{NS_ROUTER}' name='svc.a.test'/>")
+        svc.expect(q("bind", NS_ROUTER))
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            b = await Client(self.b, *bob).online()
+            send(b, "room@svc.a.test", "hello service", "s1")
+            got = await asyncio.get_event_loop().run_in_executor(
+                None, lambda: svc.expect(q("message", "jabber:server"), timeout=20))
+            self.assertEqual((got.get("id"), got.get("to")), ("s1", "room@svc.a.test"))
+            self.assertEqual(got.get("from").split("/")[0], bob[0])
+            svc.send(f"<message from='room@svc.a.test/bot' to='{got.get('from')}' id='s2' "
+                     "type='chat'><body>hello bob</body></message>")
+            m = await next_item(b.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("s2", "hello bob"))
+            await b.offline()
+
+        run(flow())
+        svc.close()
 
     # ---- failures bounce, with the right condition -----------------------------------
 
