@@ -144,8 +144,11 @@ static void s2s_stop(void *ctx)
     struct s2s *s2s = ctx;
     s2s->stopping = true;
     listen_stop(s2s);
-    sconn_close_all(s2s, XMPP_COND_STREAM_SYSTEM_SHUTDOWN, "the server is shutting down");
+    /* Routes first: their queues bounce while the router link is up, and
+     * streams closed afterwards are no longer tied to a route that would
+     * try its next target. */
     routes_free_all(s2s);
+    sconn_close_all(s2s, XMPP_COND_STREAM_SYSTEM_SHUTDOWN, "the server is shutting down");
 }
 
 static bool s2s_busy(void *ctx)

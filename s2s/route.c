@@ -78,6 +78,11 @@ void route_send(struct route *r, const char *data, size_t len)
 {
     struct s2s *s2s = r->s2s;
     r->used_ms = s2s_now_ms();
+    if (s2s->stopping) {
+        router_link_bounce(s2s, data, len, XMPP_COND_REMOTE_SERVER_TIMEOUT,
+                           "the server is shutting down");
+        return;
+    }
     if (r->state == ROUTE_UP && r->out != NULL) {
         sconn_write(r->out, data, len);
         r->out->last_ms = s2s_now_ms();
@@ -96,6 +101,8 @@ void route_send(struct route *r, const char *data, size_t len)
 
 void route_up(struct route *r)
 {
+    if (r == NULL)
+        return; /* the stream outlived its route (shutdown) */
     struct s2s *s2s = r->s2s;
     r->state = ROUTE_UP;
     s2s->stats.out_ok++;
@@ -147,7 +154,7 @@ void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt,
     /* Verifies sent on the failed stream go again on the next one. */
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
         S2S_ENTRY(l, struct verify, link)->sent = false;
-    if (r->next < r->ntargets) {
+    if (r->next < r->ntargets && !r->s2s->stopping) {
         out_connect(r);
         return;
     }
@@ -162,7 +169,7 @@ void route_down(struct route *r, const char *reason)
     r->state = ROUTE_IDLE;
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
         S2S_ENTRY(l, struct verify, link)->sent = false;
-    if (r->q.count > 0 || r->verifies.next != &r->verifies)
+    if (!r->s2s->stopping && (r->q.count > 0 || r->verifies.next != &r->verifies))
         start(r);
 }
 

@@ -9,14 +9,16 @@ dies; a raw peer that lies about its domain gets <invalid-from/>."""
 
 import asyncio
 import os
+import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
 from flows import Client, next_item, run
-from harness import NS_ROUTER, NS_STANZAS, Stream, component, q
+from harness import NS_ROUTER, NS_STANZAS, Stream, binary, component, q
 from s2sfix import (NS_DB, NS_SASL, NS_STREAM, RawPeer, Server, StandInResolver,
                     dialback_key, make_ca_certs, wait_for_log)
 
@@ -367,6 +369,50 @@ class Federation(unittest.TestCase):
             await b.offline()
 
         run(flow())
+
+
+class Config(unittest.TestCase):
+    """parley-s2s -t on what parleyctl init writes, and on bad <s2s> values:
+    each error names the file, the line and the key; exit code 78."""
+
+    def setUp(self):
+        self.srv = Server("a.test")
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def check(self):
+        return subprocess.run([binary("parley-s2s"), "-t", "-c", self.srv.config],
+                              capture_output=True, text=True, timeout=60)
+
+    def test_init_output_loads(self):
+        p = self.check()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("<dialback-secret>(hidden)</dialback-secret>", p.stdout)
+        self.assertIn("<auth>allow-dialback</auth>", p.stdout)
+
+    def test_bad_values_name_the_line(self):
+        original = self.srv.text()
+        cases = [
+            ("<auth>maybe</auth>", "<s2s><auth>"),
+            ("<remote domain='a.test'><auth>allow-dialback</auth></remote>",
+             "<s2s><remote domain='a.test'>: that is a hosted <domain>"),
+            ("<queue><max-age>forever</max-age></queue>", "<s2s><queue><max-age>"),
+            ("<colour>red</colour>", "<s2s><colour>: unknown element"),
+        ]
+        for extra, want in cases:
+            with open(self.srv.config, "w") as f:
+                f.write(original.replace("    <auth>allow-dialback</auth>\n", "")
+                        .replace("  </s2s>", f"    {extra}\n  </s2s>"))
+            p = self.check()
+            self.assertEqual(p.returncode, 78, f"{extra}: {p.stderr}")
+            self.assertIn(want, p.stderr)
+        with open(self.srv.config, "w") as f:
+            f.write(re.sub(r"<dialback-secret>\w+</dialback-secret>",
+                           "<dialback-secret>short</dialback-secret>", original))
+        p = self.check()
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("<dialback-secret>: at least 16 characters", p.stderr)
 
 
 if __name__ == "__main__":
