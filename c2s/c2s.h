@@ -28,6 +28,7 @@ struct session;
 struct store;
 struct xml_node;
 struct xstream;
+struct xstream_pool;
 
 #define C2S_NS_TLS       "urn:ietf:params:xml:ns:xmpp-tls"
 #define C2S_NS_SASL      "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -154,6 +155,10 @@ struct c2s {
     struct {
         struct list all, idle, quiet, throttled, blocked;
         size_t count;
+        /* XML parsers, lent to a client while it is inside a stanza: an
+         * idle client holds none (xstream_release). */
+        struct xstream_pool *parsers;
+        char parsers_logged[96]; /* the last debug line about them */
         struct event *tick;      /* one-second housekeeping */
         struct event *fast_tick; /* rate and back-pressure resumes, 50 ms */
         int64_t refused_logged_ms;
@@ -219,6 +224,8 @@ void client_restart(struct client *c);
 void client_pause(struct client *c, enum client_pause why, bool on);
 /* Sends every client the stream error (shutdown). */
 void client_close_all(struct c2s *c2s, enum xmpp_cond cond, const char *text);
+/* Once a second: idle parsers not needed lately are freed. */
+void client_parsers_tick(struct c2s *c2s);
 /* Sets the log prefix: "c2s IP:PORT JID:" */
 void client_set_log_prefix(struct client *c);
 /* The peer's IP address as text. */

@@ -168,6 +168,10 @@ static void on_read(struct conn *conn, struct evbuffer *in, void *arg)
     }
     if (c->state == CLIENT_CLOSING || c->restarted)
         evbuffer_drain(in, evbuffer_get_length(in));
+    /* Between stanzas the parser goes back to the pool, so an idle client
+     * costs no parser; refused inside a stanza, kept until its end. */
+    if (c->state != CLIENT_CLOSING)
+        (void)xstream_release(c->xs);
 }
 
 static void on_tls(struct conn *conn, void *arg)
@@ -248,6 +252,7 @@ void client_accept(struct c2s *c2s, int fd, const struct sockaddr *sa, bool dire
     (void)sa;
     struct xstream_limits lim = {.max_stanza = c2s->cfg->max_stanza};
     c->xs = xstream_new(&lim, &client_xs_ops, c, 0);
+    xstream_set_pool(c->xs, c2s->clients.parsers);
     limits_client_new(c);
     log_debug(&c->lc, "connection accepted%s", direct_tls ? " (direct TLS)" : "");
     if (direct_tls) {
@@ -375,6 +380,22 @@ void client_close_all(struct c2s *c2s, enum xmpp_cond cond, const char *text)
     for (struct list *l = c2s->clients.all.next; l != &c2s->clients.all; l = l->next) {
         struct client *c = LIST_ENTRY(l, struct client, all_link);
         client_stream_error(c, cond, "%s", text);
+    }
+}
+
+void client_parsers_tick(struct c2s *c2s)
+{
+    xstream_pool_trim(c2s->clients.parsers);
+    if (!log_enabled(LOG_LEVEL_DEBUG))
+        return;
+    size_t lent, idle, created;
+    xstream_pool_stats(c2s->clients.parsers, &lent, &idle, &created);
+    char line[sizeof(c2s->clients.parsers_logged)];
+    snprintf(line, sizeof(line), "%zu lent to %zu clients, %zu idle, %zu created so far", lent,
+             c2s->clients.count, idle, created);
+    if (strcmp(line, c2s->clients.parsers_logged) != 0) {
+        memcpy(c2s->clients.parsers_logged, line, sizeof(line));
+        log_debug(&c2s->lc, "parsers: %s", line);
     }
 }
 

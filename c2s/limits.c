@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "hmap.h"
+#include "xstream.h"
 
 #define TICK_MS           1000
 #define FAST_TICK_MS      50
@@ -203,6 +204,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     keepalive(c2s, now);
     authfail_expire(c2s, now);
     sessions_housekeeping(c2s, now);
+    client_parsers_tick(c2s);
 }
 
 /* ---- clients ------------------------------------------------------------------------- */
@@ -236,6 +238,7 @@ void limits_init(struct c2s *c2s)
     list_init(&c2s->clients.blocked);
     list_init(&c2s->auth.fail_list);
     c2s->auth.fails = hmap_new();
+    c2s->clients.parsers = xstream_pool_new();
     c2s->clients.tick = event_new(c2s->base, -1, EV_PERSIST, on_tick, c2s);
     struct timeval tv = {TICK_MS / 1000, 0};
     event_add(c2s->clients.tick, &tv);
@@ -250,6 +253,7 @@ void limits_fini(struct c2s *c2s)
         free(f);
     }
     hmap_free(&c2s->auth.fails);
+    xstream_pool_free(&c2s->clients.parsers);
     if (c2s->clients.tick != NULL)
         event_free(c2s->clients.tick);
     if (c2s->clients.fast_tick != NULL)

@@ -2,7 +2,8 @@
 /* The incremental XMPP stream parser: expat events become a stream-open
  * callback and one callback per stanza, with the stanza's tree (in a
  * per-stanza arena) and its exact raw bytes, under size/depth/attribute
- * limits and RFC 6120's restricted XML. */
+ * limits and RFC 6120's restricted XML. Between stanzas the parser can be
+ * released and later rebuilt from the stream header's namespace scope. */
 #include "xstream.h"
 
 #include <stdarg.h>
@@ -34,23 +35,62 @@
 #define FEED_PIECE_MAX     (1 << 29) /* XML_Parse takes an int length */
 #define MAX_STANZA_CAP     (1 << 29) /* so held bytes plus a piece fit in an int */
 #define DEFER_MIN          1024      /* partial token size from which feeding is deferred */
+#define POOL_LOOK          8         /* idle engines compared with a stream's header */
+/* An engine that has parsed this much is freed rather than pooled: expat
+ * keeps every distinct element and attribute name it has seen, and its
+ * input buffer is as large as the largest piece it was given. */
+#define RETIRE_FED   (256u << 10)
+#define RETIRE_PIECE (64u << 10)
 
 #define EXPAT_VERSION_AT_LEAST(a, b, c)                                                            \
     (XML_MAJOR_VERSION * 10000 + XML_MINOR_VERSION * 100 + XML_MICRO_VERSION >=                    \
      (a)*10000 + (b)*100 + (c))
 
-/* Stream offsets ("pos") count bytes since the stream header's first byte,
- * as XML_GetCurrentByteIndex does. */
-struct xstream {
+/* An expat parser and the stanza arena: all that only a stream being
+ * parsed needs (about 13 KiB). A stream owns one from its first byte until
+ * xstream_release; with a pool, engines go back to it and serve whichever
+ * stream needs one next. */
+struct engine {
     XML_Parser parser;
+    struct arena *arena; /* the current stanza's tree; reset after each */
+    /* The stream header start tag (see reopen) the parser is inside, at a
+     * stanza boundary; empty: at the document start. */
+    struct buf key;
+    uint64_t fed;        /* bytes given to XML_Parse since created */
+    size_t biggest;      /* the largest piece given to XML_Parse */
+    struct engine *next; /* in the pool's idle list, most recently used first */
+};
+
+struct xstream_pool {
+    struct engine *idle;
+    size_t nidle;
+    size_t lent;  /* held by streams */
+    size_t low;   /* fewest idle since the last trim */
+    size_t users; /* the creator's reference and one per stream */
+    size_t created;
+};
+
+/* Stream offsets ("pos") count bytes since the stream header's first byte:
+ * expat's byte index plus shift (see pos_index). */
+struct xstream {
+    struct engine *eng;        /* NULL until the first byte, and while released */
+    struct xstream_pool *pool; /* NULL: engines are the stream's own */
     const struct xstream_ops *ops;
     void *arg;
     struct xstream_limits lim;
     unsigned flags;
 
-    struct arena *arena;   /* the current stanza's tree; reset after each */
     struct buf default_ns; /* the header's xmlns='...' */
     struct buf text;       /* character data not yet added to cur */
+    /* The header's qualified name and namespace declarations as a start
+     * tag: what an engine is fed so that the stanzas after a release see
+     * the same namespace scope (declarations first, the tag around them at
+     * open). Identical headers share pooled engines. */
+    struct buf reopen;
+    int64_t shift;      /* stream offset minus expat's byte index */
+    int64_t line_shift; /* stream line minus expat's line */
+    int64_t line;       /* while released: the stream's line */
+    bool replaying;     /* an engine is reading reopen */
 
     /* Raw bytes: a stanza inside one chunk is handed out in place; bytes
      * that may belong to a stanza still to finish are kept in carry, which
@@ -72,13 +112,14 @@ struct xstream {
     bool quote_valid;   /* quote has been computed for the current tail */
 
     unsigned depth;    /* open elements, the stream root included */
+    bool in_cdata;     /* inside a CDATA section */
     unsigned ns_decls; /* namespace declarations of the element being opened */
     struct xml_node *stanza, *cur;
 
     bool in_feed;       /* inside XML_Parse, so handlers may be running */
     bool failed;        /* err holds why; dead until xstream_reset */
     bool reset_pending; /* xstream_reset was called from a callback */
-    struct err err;
+    struct err *err;    /* allocated by the first failure: most streams never fail */
 };
 
 /* Fails the stream (the first failure's reason wins) and, from a handler,
@@ -88,15 +129,17 @@ static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ..
 static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ...)
 {
     if (!xs->failed) {
+        if (xs->err == NULL)
+            xs->err = xmalloc(sizeof(*xs->err));
         va_list ap;
         va_start(ap, fmt);
-        xs->err.cond = cond;
-        vsnprintf(xs->err.text, sizeof(xs->err.text), fmt, ap);
+        xs->err->cond = cond;
+        vsnprintf(xs->err->text, sizeof(xs->err->text), fmt, ap);
         va_end(ap);
         xs->failed = true;
     }
     if (xs->in_feed)
-        (void)XML_StopParser(xs->parser, XML_FALSE);
+        (void)XML_StopParser(xs->eng->parser, XML_FALSE);
 }
 
 /* Expat may deliver a few more events after XML_StopParser. */
@@ -105,9 +148,17 @@ static bool stopped(const struct xstream *xs)
     return xs->failed || xs->reset_pending;
 }
 
+/* In a handler: the stream offset of the event's first byte. Outside: of
+ * the first byte expat has not parsed yet. -1 if expat has no position. */
+static int64_t pos_index(const struct xstream *xs)
+{
+    XML_Index i = XML_GetCurrentByteIndex(xs->eng->parser);
+    return i < 0 ? -1 : (int64_t)i + xs->shift;
+}
+
 static int64_t event_end(const struct xstream *xs)
 {
-    return (int64_t)XML_GetCurrentByteIndex(xs->parser) + XML_GetCurrentByteCount(xs->parser);
+    return pos_index(xs) + XML_GetCurrentByteCount(xs->eng->parser);
 }
 
 static void check_stanza_size(struct xstream *xs, int64_t end)
@@ -143,7 +194,7 @@ static const char *split_name(struct arena *a, const char *qname, const char **n
 static struct xml_node *build_elem(struct xstream *xs, const char *qname, const char **atts,
                                    unsigned nattrs)
 {
-    struct arena *a = xs->arena;
+    struct arena *a = xs->eng->arena;
     struct xml_node *n = arena_alloc(a, sizeof(*n));
     const char *ns, *prefix;
     n->kind = XML_ELEM;
@@ -166,7 +217,7 @@ static void flush_text(struct xstream *xs)
 {
     if (xs->text.len == 0)
         return;
-    xml_text_add(xs->arena, xs->cur, xs->text.data, xs->text.len);
+    xml_text_add(xs->eng->arena, xs->cur, xs->text.data, xs->text.len);
     buf_reset(&xs->text);
 }
 
@@ -185,6 +236,24 @@ static bool is_stream_root(const char *qname)
     return strncmp(qname, want, n) == 0 && (qname[n] == '\0' || qname[n] == NS_SEP);
 }
 
+/* Completes reopen, which holds the header's namespace declarations, into
+ * the header's start tag: same prefix and name, no other attributes. */
+static void save_reopen(struct xstream *xs, const struct xml_node *hdr)
+{
+    struct buf tag = BUF_INIT;
+    buf_append_char(&tag, '<');
+    if (hdr->prefix != NULL)
+        buf_printf(&tag, "%s:", hdr->prefix);
+    buf_append_str(&tag, hdr->name);
+    buf_append(&tag, xs->reopen.data, xs->reopen.len);
+    buf_append_char(&tag, '>');
+    buf_fini(&xs->reopen);
+    xs->reopen = tag;
+    /* The engine is now inside this very header. */
+    buf_reset(&xs->eng->key);
+    buf_append(&xs->eng->key, tag.data, tag.len);
+}
+
 static void stream_open(struct xstream *xs, const char *qname, const char **atts, unsigned nattrs)
 {
     if (!is_stream_root(qname)) {
@@ -195,15 +264,16 @@ static void stream_open(struct xstream *xs, const char *qname, const char **atts
     xs->depth = 1;
     xs->safe_pos = event_end(xs);
     struct xml_node *hdr = build_elem(xs, qname, atts, nattrs);
+    save_reopen(xs, hdr);
     int rc = xs->ops->on_open ? xs->ops->on_open(xs->arg, hdr) : 0;
-    arena_reset(xs->arena);
+    arena_reset(xs->eng->arena);
     if (rc < 0)
         callback_failed(xs);
 }
 
 static void stanza_open(struct xstream *xs, const char *qname, const char **atts, unsigned nattrs)
 {
-    xs->stanza_start = (int64_t)XML_GetCurrentByteIndex(xs->parser);
+    xs->stanza_start = pos_index(xs);
     xs->depth = 2;
     check_stanza_size(xs, event_end(xs));
     if (stopped(xs))
@@ -238,6 +308,12 @@ static void on_start(void *ud, const char *qname, const char **atts)
     struct xstream *xs = ud;
     if (stopped(xs))
         return;
+    if (xs->replaying) {
+        /* The synthetic header of a rebuilt parser: the stream is open. */
+        xs->depth = 1;
+        xs->ns_decls = 0;
+        return;
+    }
     unsigned nattrs = 0;
     while (atts[2 * (size_t)nattrs] != NULL)
         nattrs++;
@@ -284,7 +360,7 @@ static void stanza_close(struct xstream *xs, int64_t end)
         buf_reset(&xs->carry);
         xs->carry_start = xs->base;
     }
-    arena_reset(xs->arena);
+    arena_reset(xs->eng->arena);
     if (rc < 0)
         callback_failed(xs);
 }
@@ -337,11 +413,20 @@ static void on_text(void *ud, const char *s, int len)
         buf_append(&xs->text, s, (size_t)len);
 }
 
+/* Expat may have consumed every byte inside an unfinished CDATA section:
+ * no place to release the parser. */
+static void on_cdata_start(void *ud)
+{
+    struct xstream *xs = ud;
+    xs->in_cdata = true;
+}
+
 /* Between stanzas, an empty CDATA section reports no text: move safe_pos
  * past its markup here so such sections cannot add up to a "stanza". */
 static void on_cdata_end(void *ud)
 {
     struct xstream *xs = ud;
+    xs->in_cdata = false;
     if (!stopped(xs) && xs->depth == 1)
         xs->safe_pos = event_end(xs);
 }
@@ -349,13 +434,24 @@ static void on_cdata_end(void *ud)
 static void on_ns_decl(void *ud, const char *prefix, const char *uri)
 {
     struct xstream *xs = ud;
-    if (stopped(xs))
+    if (stopped(xs) || xs->replaying)
         return;
     xs->ns_decls++;
-    if (prefix == NULL && xs->depth == 0) {
+    if (xs->depth != 0)
+        return;
+    if (prefix == NULL) {
         buf_reset(&xs->default_ns);
         if (uri != NULL)
             buf_append_str(&xs->default_ns, uri);
+    }
+    /* Escaped as an attribute value, so that the rebuilt parser reads
+     * back the same URI (a newline given as &#xA; stays a newline). */
+    if (prefix == NULL) {
+        xml_append_attr(&xs->reopen, "xmlns", uri != NULL ? uri : "");
+    } else {
+        buf_printf(&xs->reopen, " xmlns:%s='", prefix);
+        xml_escape(&xs->reopen, uri != NULL ? uri : "", uri != NULL ? strlen(uri) : 0, true);
+        buf_append_char(&xs->reopen, '\'');
     }
 }
 
@@ -417,15 +513,14 @@ static void on_skipped_entity(void *ud, const char *name, int is_param)
     xs_fail(ud, XMPP_COND_STREAM_RESTRICTED_XML, "entity references are not allowed");
 }
 
-/* ---- parser lifecycle -------------------------------------------------- */
+/* ---- engines: a parser and a stanza arena ----------------------------- */
 
-static void setup_parser(struct xstream *xs)
+static void setup_parser(XML_Parser p, struct xstream *xs)
 {
-    XML_Parser p = xs->parser;
     XML_SetUserData(p, xs);
     XML_SetElementHandler(p, on_start, on_end);
     XML_SetCharacterDataHandler(p, on_text);
-    XML_SetCdataSectionHandler(p, NULL, on_cdata_end);
+    XML_SetCdataSectionHandler(p, on_cdata_start, on_cdata_end);
     XML_SetStartNamespaceDeclHandler(p, on_ns_decl);
     XML_SetXmlDeclHandler(p, on_xml_decl);
     XML_SetStartDoctypeDeclHandler(p, on_doctype);
@@ -444,21 +539,167 @@ static void setup_parser(struct xstream *xs)
 #endif
 }
 
+static struct engine *engine_new(void)
+{
+    struct engine *e = xcalloc(1, sizeof(*e));
+    e->parser = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (e->parser == NULL)
+        log_fatal(NULL, PL_EXIT_NOMEM, "out of memory creating an XML parser");
+    XML_SetReturnNSTriplet(e->parser, XML_TRUE);
+    setup_parser(e->parser, NULL);
+    e->arena = arena_new(ARENA_CHUNK);
+    return e;
+}
+
+static void engine_free(struct engine *e)
+{
+    XML_ParserFree(e->parser);
+    arena_free(&e->arena);
+    buf_fini(&e->key);
+    free(e);
+}
+
+/* Back to the document start, keeping expat's memory. */
+static void engine_restart(struct engine *e, struct xstream *xs)
+{
+    XML_ParserReset(e->parser, "UTF-8"); /* clears the handlers, keeps the triplet mode */
+    setup_parser(e->parser, xs);
+    arena_reset(e->arena);
+    buf_reset(&e->key);
+}
+
+/* Takes an idle engine whose key is want (NULL: one at the document
+ * start), else the most recently used one, else NULL. Only the few most
+ * recent are looked at: nearly every stream of a server has the same
+ * header, and a mismatch costs a restart, not a mistake. */
+static struct engine *pool_take(struct xstream_pool *pool, const struct buf *want)
+{
+    struct engine **pp = &pool->idle, **pick = NULL;
+    for (int i = 0; *pp != NULL && i < POOL_LOOK; i++, pp = &(*pp)->next) {
+        const struct buf *k = &(*pp)->key;
+        if (want == NULL ? k->len == 0
+                         : k->len == want->len && memcmp(k->data, want->data, k->len) == 0) {
+            pick = pp;
+            break;
+        }
+    }
+    if (pick == NULL)
+        pick = &pool->idle;
+    struct engine *e = *pick;
+    if (e == NULL)
+        return NULL;
+    *pick = e->next;
+    e->next = NULL;
+    pool->nidle--;
+    if (pool->nidle < pool->low)
+        pool->low = pool->nidle;
+    return e;
+}
+
+static void pool_unref(struct xstream_pool *pool)
+{
+    if (--pool->users > 0)
+        return;
+    for (struct engine *e = pool->idle, *next; e != NULL; e = next) {
+        next = e->next;
+        engine_free(e);
+    }
+    free(pool);
+}
+
+/* Gives xs an engine: a pooled one that has read the same header if there
+ * is one, else one that reads reopen first (no callback sees it). Stream
+ * offsets and line numbers go on from where the stream's last engine left. */
+static void engine_attach(struct xstream *xs)
+{
+    bool at_start = xs->depth == 0;
+    PL_ASSERT(!at_start || xs->base == 0);
+    struct engine *e = xs->pool != NULL ? pool_take(xs->pool, at_start ? NULL : &xs->reopen) : NULL;
+    bool match =
+        e != NULL && (at_start ? e->key.len == 0
+                               : e->key.len == xs->reopen.len &&
+                                     memcmp(e->key.data, xs->reopen.data, e->key.len) == 0);
+    if (e == NULL) {
+        e = engine_new();
+        if (xs->pool != NULL)
+            xs->pool->created++;
+    } else if (!match) {
+        engine_restart(e, NULL);
+    }
+    xs->eng = e;
+    if (xs->pool != NULL)
+        xs->pool->lent++;
+    XML_SetUserData(e->parser, xs);
+    if (at_start) {
+        xs->shift = 0;
+        xs->line_shift = 0;
+        return;
+    }
+    if (e->key.len == 0) {
+        xs->replaying = true;
+        xs->in_feed = true;
+        enum XML_Status st = XML_Parse(e->parser, xs->reopen.data, (int)xs->reopen.len, XML_FALSE);
+        xs->in_feed = false;
+        xs->replaying = false;
+        e->fed += xs->reopen.len;
+        if (st != XML_STATUS_OK || xs->failed) {
+            xs_fail(xs, XMPP_COND_STREAM_INTERNAL_SERVER_ERROR,
+                    "the stream header could not be parsed again: %s",
+                    XML_ErrorString(XML_GetErrorCode(e->parser)));
+            return;
+        }
+        buf_append(&e->key, xs->reopen.data, xs->reopen.len);
+    }
+    xs->shift = xs->base - (int64_t)XML_GetCurrentByteIndex(e->parser);
+    xs->line_shift = xs->line - (int64_t)XML_GetCurrentLineNumber(e->parser);
+}
+
+/* Takes the engine from xs: into the pool (restarted unless the stream is
+ * at a stanza boundary) or freed. */
+static void engine_detach(struct xstream *xs, bool at_boundary)
+{
+    struct engine *e = xs->eng;
+    xs->eng = NULL;
+    XML_SetUserData(e->parser, NULL);
+    struct xstream_pool *pool = xs->pool;
+    if (pool != NULL)
+        pool->lent--;
+    if (pool == NULL || e->fed > RETIRE_FED || e->biggest > RETIRE_PIECE) {
+        engine_free(e);
+        return;
+    }
+    if (at_boundary)
+        arena_reset(e->arena);
+    else
+        engine_restart(e, NULL);
+    e->next = pool->idle;
+    pool->idle = e;
+    pool->nidle++;
+}
+
+/* ---- stream lifecycle --------------------------------------------------- */
+
 static void state_reset(struct xstream *xs)
 {
-    arena_reset(xs->arena);
+    if (xs->eng != NULL)
+        arena_reset(xs->eng->arena);
     buf_reset(&xs->default_ns);
+    buf_reset(&xs->reopen);
     buf_reset(&xs->text);
     buf_reset(&xs->carry);
     buf_reset(&xs->held);
     xs->carry_start = xs->base = xs->safe_pos = xs->stanza_start = xs->tail_start = 0;
+    xs->shift = xs->line_shift = xs->line = 0;
+    xs->replaying = false;
     xs->quote = '\0';
     xs->quote_valid = false;
     xs->chunk = NULL;
     xs->depth = xs->ns_decls = 0;
+    xs->in_cdata = false;
     xs->stanza = xs->cur = NULL;
     xs->failed = xs->reset_pending = false;
-    err_clear(&xs->err);
+    free(xs->err);
+    xs->err = NULL;
 }
 
 struct xstream *xstream_new(const struct xstream_limits *limits, const struct xstream_ops *ops,
@@ -478,14 +719,16 @@ struct xstream *xstream_new(const struct xstream_limits *limits, const struct xs
     xs->ops = ops;
     xs->arg = arg;
     xs->flags = flags;
-    xs->arena = arena_new(ARENA_CHUNK);
-    xs->parser = XML_ParserCreateNS("UTF-8", NS_SEP);
-    if (xs->parser == NULL)
-        log_fatal(NULL, PL_EXIT_NOMEM, "out of memory creating an XML parser");
-    XML_SetReturnNSTriplet(xs->parser, XML_TRUE);
-    setup_parser(xs);
     state_reset(xs);
     return xs;
+}
+
+/* Every byte fed so far is parsed and the stream sits between stanzas:
+ * no partial token in expat, none held back, nothing carried. */
+static bool at_boundary(const struct xstream *xs)
+{
+    return !xs->in_feed && !xs->failed && !xs->reset_pending && xs->depth == 1 && !xs->in_cdata &&
+           xs->held.len == 0 && xs->safe_pos == xs->base && xs->tail_start == xs->base;
 }
 
 void xstream_free(struct xstream **xsp)
@@ -494,9 +737,13 @@ void xstream_free(struct xstream **xsp)
     if (xs == NULL)
         return;
     PL_ASSERT(!xs->in_feed);
-    XML_ParserFree(xs->parser);
-    arena_free(&xs->arena);
+    if (xs->eng != NULL)
+        engine_detach(xs, at_boundary(xs));
+    if (xs->pool != NULL)
+        pool_unref(xs->pool);
+    free(xs->err);
     buf_fini(&xs->default_ns);
+    buf_fini(&xs->reopen);
     buf_fini(&xs->text);
     buf_fini(&xs->carry);
     buf_fini(&xs->held);
@@ -508,12 +755,27 @@ void xstream_reset(struct xstream *xs)
 {
     if (xs->in_feed) {
         xs->reset_pending = true;
-        (void)XML_StopParser(xs->parser, XML_FALSE);
+        (void)XML_StopParser(xs->eng->parser, XML_FALSE);
         return;
     }
-    XML_ParserReset(xs->parser, "UTF-8"); /* clears the handlers, keeps the triplet mode */
-    setup_parser(xs);
+    if (xs->eng != NULL)
+        engine_restart(xs->eng, xs);
     state_reset(xs);
+}
+
+bool xstream_release(struct xstream *xs)
+{
+    if (xs->eng == NULL)
+        return true;
+    if (!at_boundary(xs))
+        return false;
+    PL_ASSERT(xs->carry.len == 0 && xs->text.len == 0);
+    xs->line = (int64_t)XML_GetCurrentLineNumber(xs->eng->parser) + xs->line_shift;
+    engine_detach(xs, true);
+    buf_fini(&xs->text);
+    buf_fini(&xs->carry);
+    buf_fini(&xs->held);
+    return true;
 }
 
 void xstream_fail(struct xstream *xs, const struct err *err)
@@ -528,14 +790,63 @@ const char *xstream_default_ns(const struct xstream *xs)
 
 struct arena *xstream_arena(struct xstream *xs)
 {
-    return xs->arena;
+    if (xs->eng == NULL)
+        engine_attach(xs);
+    return xs->eng->arena;
+}
+
+/* ---- pools ------------------------------------------------------------- */
+
+struct xstream_pool *xstream_pool_new(void)
+{
+    struct xstream_pool *pool = xcalloc(1, sizeof(*pool));
+    pool->users = 1;
+    return pool;
+}
+
+void xstream_pool_free(struct xstream_pool **poolp)
+{
+    if (*poolp != NULL)
+        pool_unref(*poolp);
+    *poolp = NULL;
+}
+
+void xstream_set_pool(struct xstream *xs, struct xstream_pool *pool)
+{
+    PL_ASSERT(xs->pool == NULL && xs->eng == NULL);
+    xs->pool = pool;
+    pool->users++;
+}
+
+void xstream_pool_trim(struct xstream_pool *pool)
+{
+    /* The least recently used are at the end of the list. */
+    size_t keep = pool->nidle - pool->low;
+    struct engine **pp = &pool->idle;
+    for (size_t i = 0; i < keep && *pp != NULL; i++)
+        pp = &(*pp)->next;
+    for (struct engine *e = *pp, *next; e != NULL; e = next) {
+        next = e->next;
+        engine_free(e);
+        pool->nidle--;
+    }
+    *pp = NULL;
+    pool->low = pool->nidle;
+}
+
+void xstream_pool_stats(const struct xstream_pool *pool, size_t *lent_r, size_t *idle_r,
+                        size_t *created_r)
+{
+    *lent_r = pool->lent;
+    *idle_r = pool->nidle;
+    *created_r = pool->created;
 }
 
 /* ---- feeding ----------------------------------------------------------- */
 
 static void fail_from_expat(struct xstream *xs)
 {
-    enum XML_Error code = XML_GetErrorCode(xs->parser);
+    enum XML_Error code = XML_GetErrorCode(xs->eng->parser);
     enum xmpp_cond cond;
     switch (code) {
     case XML_ERROR_UNBOUND_PREFIX:
@@ -563,7 +874,7 @@ static void fail_from_expat(struct xstream *xs)
         break;
     }
     xs_fail(xs, cond, "%s at line %lu", XML_ErrorString(code),
-            (unsigned long)XML_GetCurrentLineNumber(xs->parser));
+            (unsigned long)((int64_t)XML_GetCurrentLineNumber(xs->eng->parser) + xs->line_shift));
 }
 
 /* Keeps the bytes from the first one a later stanza may still need, and
@@ -593,7 +904,11 @@ static void feed_piece(struct xstream *xs, const char *data, size_t len)
     PL_ASSERT(len <= INT_MAX);
     xs->chunk = data;
     xs->in_feed = true;
-    enum XML_Status st = XML_Parse(xs->parser, data, (int)len, XML_FALSE);
+    struct engine *e = xs->eng;
+    e->fed += len;
+    if (len > e->biggest)
+        e->biggest = len;
+    enum XML_Status st = XML_Parse(e->parser, data, (int)len, XML_FALSE);
     xs->in_feed = false;
     xs->chunk = NULL;
     if (xs->reset_pending || xs->failed)
@@ -603,7 +918,7 @@ static void feed_piece(struct xstream *xs, const char *data, size_t len)
         return;
     }
     /* Outside handlers the index is where the unparsed partial token starts. */
-    int64_t tail = (int64_t)XML_GetCurrentByteIndex(xs->parser);
+    int64_t tail = pos_index(xs);
     carry_update(xs, data, len);
     xs->tail_start = tail >= xs->carry_start && tail <= xs->base ? tail : xs->base;
     xs->quote_valid = false;
@@ -700,6 +1015,8 @@ int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *e
     PL_ASSERT(!xs->in_feed);
     if (!xs->failed && xs->base == 0 && len > 0 && bad_first_byte((unsigned char)data[0]))
         xs_fail(xs, XMPP_COND_STREAM_UNSUPPORTED_ENCODING, "the stream is not UTF-8");
+    if (!xs->failed && xs->eng == NULL && len > 0)
+        engine_attach(xs);
     while (len > 0 && !xs->failed) {
         size_t n = len > FEED_PIECE_MAX ? FEED_PIECE_MAX : len;
         feed_chunk(xs, data, n);
@@ -707,7 +1024,7 @@ int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *e
             /* Reset from a callback: the rest of these bytes belonged to
              * the old stream (e.g. plaintext after <starttls/>). */
             bool failed = xs->failed;
-            struct err saved = xs->err;
+            struct err saved = failed ? *xs->err : (struct err){0};
             xstream_reset(xs);
             if (!failed)
                 return 0;
@@ -720,7 +1037,7 @@ int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *e
     }
     if (xs->failed) {
         if (err != NULL)
-            *err = xs->err;
+            *err = *xs->err;
         return -1;
     }
     return 0;

@@ -56,6 +56,34 @@ int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *e
  * (they belonged to the old stream) and xstream_feed returns 0, or -1 if the
  * callback also called xstream_fail. */
 void xstream_reset(struct xstream *xs);
+/* Gives back the expat parser and the stanza arena (about 13 KiB) while
+ * the stream sits between stanzas with every byte fed so far parsed: to
+ * its pool (xstream_set_pool), else freed. The next xstream_feed takes a
+ * pooled parser that has read an identical stream header, or has one read
+ * a copy of the header's name and namespace declarations (no callback sees
+ * it), so the stanzas that follow produce exactly the same events, trees,
+ * raw bytes and errors as without the release. Returns true if the stream
+ * holds no parser now (released now or before, or nothing fed yet); false,
+ * with nothing changed, inside a callback, before the end of the header,
+ * inside a stanza or a partial token, after the stream's end or a failure. */
+bool xstream_release(struct xstream *xs);
+
+/* Parsers shared by the streams of one process: a stream holds one only
+ * while it is inside a stanza (see xstream_release), so thousands of idle
+ * streams need a handful. Not thread-safe, like the streams. */
+struct xstream_pool;
+struct xstream_pool *xstream_pool_new(void);
+/* Drops the creator's reference: the pool goes when its last stream does. */
+void xstream_pool_free(struct xstream_pool **pool);
+/* Makes xs borrow from pool; call before the first xstream_feed. */
+void xstream_set_pool(struct xstream *xs, struct xstream_pool *pool);
+/* Frees the idle parsers no stream took since the previous trim: call it
+ * every few seconds, so that the pool follows the peak of recent demand. */
+void xstream_pool_trim(struct xstream_pool *pool);
+/* Parsers held by streams now, idle in the pool, and created so far. */
+void xstream_pool_stats(const struct xstream_pool *pool, size_t *lent_r, size_t *idle_r,
+                        size_t *created_r);
+
 /* Called from a callback to fail the stream: xstream_feed returns -1 with
  * this condition and text. */
 void xstream_fail(struct xstream *xs, const struct err *err);

@@ -1127,6 +1127,72 @@ class WithSm(C2SCase):
         self.assertEqual((el.get("id"), el.get("type")), ("ping1", "result"))
 
 
+class IdleParsers(C2SCase):
+    """A client holds an XML parser only inside a stanza: at the end of each
+    read it goes back to the c2s's pool, idle ones are freed on the next
+    tick, and the next bytes continue the stream with a pooled or rebuilt
+    parser. Prefixes declared on each client's own stream header must still
+    resolve, and the header's own prefix must still close the stream."""
+    ENV = dict(c2s=PLAINTEXT + "<auth-fail-limit>0</auth-fail-limit>",
+               users=(("alice", "secret"), ("bob", "secret"), ("carol", "secret")), sm=True)
+
+    def session(self, user, prefix, ns):
+        c = self.client()
+        header = (f"<?xml version='1.0'?><{prefix}:stream xmlns:{prefix}='{NS_STREAM}' "
+                  f"xmlns='{NS_CLIENT}' xmlns:x='{ns}' to='{DOMAIN}' version='1.0'>")
+        c.send(header)
+        c.s.wait_header()
+        c.s.expect(q("features", NS_STREAM))
+        self.assertEqual(c.plain(user, "secret").tag, q("success", NS_SASL))
+        c.s = Stream(c.s.sock)
+        c.send(header)
+        c.s.wait_header()
+        c.s.expect(q("features", NS_STREAM))
+        el = c.bind()
+        self.assertEqual(el.get("type"), "result", el.tag)
+        c.jid = el.find(q("bind", NS_BIND)).find(q("jid", NS_BIND)).text
+        c.prefix = prefix
+        return c
+
+    def chat(self, frm, to, msg_id, ns, parts=None):
+        """frm sends to a message with an x:data payload (x is declared only
+        on frm's stream header); to must receive it in namespace ns."""
+        stanza = (f"<message to='{to.jid}' type='chat' id='{msg_id}'><body>hello</body>"
+                  f"<x:data x:n='{msg_id}'/></message>")
+        if parts is None:
+            frm.send(stanza)
+        else:
+            frm.send(stanza[:parts])
+            time.sleep(1.5)  # past a tick, inside the stanza: the parser stays
+            frm.send(stanza[parts:])
+        m = to.s.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == msg_id)
+        self.assertEqual(m.find(q("body", NS_CLIENT)).text, "hello")
+        data = m.find(q("data", ns))
+        self.assertIsNotNone(data, to.s.raw[-400:])
+        self.assertEqual(data.get(q("n", ns)), msg_id)
+
+    def test_idle_clients_hold_no_parser(self):
+        a = self.session("alice", "S", "urn:a")
+        b = self.session("bob", "stream", "urn:b")
+        idle = [self.session("carol", "stream", "urn:c") for _ in range(8)]
+        # every client idle between stanzas: none holds a parser
+        wait_log(self.env.c2s, r"parsers: 0 lent to 10 clients")
+        for round_ in range(2):
+            time.sleep(1.5)  # idle past the tick that frees unused parsers
+            self.chat(a, b, f"a{round_}", "urn:a")
+            self.chat(b, a, f"b{round_}", "urn:b")
+        self.chat(a, b, "split", "urn:a", parts=60)
+        for c in idle:
+            c.send(f"<iq type='get' id='p' to='{DOMAIN}'><x:ping xmlns:x='urn:xmpp:ping'/></iq>")
+            self.assertEqual(c.s.expect(q("iq", NS_CLIENT)).get("type"), "result")
+        # the stream closes with the header's own prefix after a release
+        time.sleep(1.5)
+        a.send("</S:stream>")
+        a.s.wait_closed()
+        self.assertNotIn(b"stream:error", a.s.raw)
+        wait_log(self.env.c2s, "client closed the stream")
+
+
 class AnonymousWithSm(C2SCase):
     """SASL ANONYMOUS gets a real session at the sm, and nothing of it is
     kept after it ends."""

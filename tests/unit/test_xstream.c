@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the incremental stream parser (libcommon/xstream.c): trees
- * and raw bytes per stanza, chunking independence, limits, restricted XML
- * and one row per stream error condition. */
+ * and raw bytes per stanza, chunking independence, limits, restricted XML,
+ * one row per stream error condition, and the same events, bytes and errors
+ * when the parser is released between stanzas. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +42,7 @@ struct rec {
     bool fail_silently; /* return -1 without xstream_fail */
     int reset_at;       /* call xstream_reset from the n-th stanza */
     bool refuse_open;
+    int releases_in_cb; /* xstream_release calls from callbacks that released */
 };
 
 static int rec_open(void *arg, const struct xml_node *hdr)
@@ -79,6 +81,8 @@ static int rec_stanza(void *arg, struct xml_node *st, const char *raw, size_t ra
         r->last = xml_node_copy(r->keep, st);
     /* The stanza arena is usable for replies. */
     assert_non_null(arena_strdup(xstream_arena(r->xs), "scratch"));
+    if (xstream_release(r->xs))
+        r->releases_in_cb++;
     if (r->reset_at == r->stanzas)
         xstream_reset(r->xs);
     if (r->fail_at == r->stanzas) {
@@ -117,8 +121,10 @@ static void rec_fini(struct rec *r)
 }
 
 /* Feeds s in pieces of step bytes (0: all at once); returns the first
- * failure's result and stops there. */
-static int feed_steps(struct rec *r, const char *s, size_t len, size_t step, struct err *err)
+ * failure's result and stops there. With releases_r, xstream_release is
+ * tried after every piece and the successful ones are counted. */
+static int feed_steps_release(struct rec *r, const char *s, size_t len, size_t step,
+                              struct err *err, int *releases_r)
 {
     if (step == 0)
         step = len ? len : 1;
@@ -134,8 +140,15 @@ static int feed_steps(struct rec *r, const char *s, size_t len, size_t step, str
         free(piece);
         if (rc != 0)
             return rc;
+        if (releases_r != NULL && xstream_release(r->xs))
+            (*releases_r)++;
     }
     return 0;
+}
+
+static int feed_steps(struct rec *r, const char *s, size_t len, size_t step, struct err *err)
+{
+    return feed_steps_release(r, s, len, step, err, NULL);
 }
 
 /* ---- a realistic stream ------------------------------------------------ */
@@ -653,6 +666,341 @@ static void test_error_table(void **state)
     }
 }
 
+/* ---- releasing the parser between stanzas ------------------------------- */
+
+/* Feeds in pieces of step bytes, with or without trying xstream_release
+ * after each; returns the event log followed by the result and the error. */
+static char *run_logged(const char *in, size_t len, const struct xstream_limits *lim,
+                        unsigned flags, size_t step, bool release, int *releases_r)
+{
+    struct rec r;
+    struct err err = {XMPP_COND_NONE, ""};
+    rec_init(&r, lim, flags);
+    int releases = 0;
+    int rc = feed_steps_release(&r, in, len, step, &err, release ? &releases : NULL);
+    buf_printf(&r.log, "RESULT %d %s %s\n", rc, rc ? xmpp_cond_name(err.cond) : "-",
+               rc ? err.text : "");
+    assert_int_equal(r.releases_in_cb, 0);
+    if (releases_r != NULL)
+        *releases_r = releases;
+    char *out = buf_detach(&r.log, NULL);
+    rec_fini(&r);
+    return out;
+}
+
+static void assert_same_with_release(const char *name, const char *in, size_t len,
+                                     const struct xstream_limits *lim, unsigned flags, size_t step,
+                                     int min_releases)
+{
+    int releases = 0;
+    char *want = run_logged(in, len, lim, flags, step, false, NULL);
+    char *got = run_logged(in, len, lim, flags, step, true, &releases);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s (step %zu, flags %u), with releases:\n%s\n--- without:\n%s", name, step, flags,
+                 got, want);
+    if (releases < min_releases)
+        fail_msg("%s (step %zu): %d releases, want at least %d", name, step, releases,
+                 min_releases);
+    free(want);
+    free(got);
+}
+
+/* Prefixes declared on the stream header are used by stanzas after every
+ * release, including a URI that only survives if escaped back exactly, and
+ * the header's own prefix closes the stream. */
+#define PREFIX_HEADER                                                                              \
+    "<?xml version='1.0'?>\n<S:stream xmlns:S='http://etherx.jabber.org/streams' "                 \
+    "xmlns='jabber:client' xmlns:db=\"jabber:server:dialback\" "                                   \
+    "xmlns:odd='urn:a&amp;b&lt;&apos;&quot;&#xA;&#x9;&#xD;c \xc3\xa9' to='example.org' "           \
+    "version='1.0'>\n"
+
+static const char prefix_stream[] =
+    PREFIX_HEADER "<db:result from='a.example' to='b.example'>key</db:result>\n"
+                  "<message><odd:x odd:k='v'><S:text/></odd:x><body>hi</body></message>"
+                  "<S:features><odd:y/></S:features>  \r\n"
+                  "<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>"
+                  "<db:verify id='2'/>\n</S:stream>\n";
+
+static void test_release_equivalence(void **state)
+{
+    (void)state;
+    static const size_t steps[] = {0, 1, 2, 3, 7, 61, 4096};
+    static const unsigned flags[] = {0, XSTREAM_SHALLOW};
+    size_t len;
+    char *realistic = realistic_stream(&len);
+    for (size_t f = 0; f < PL_ARRAY_LEN(flags); f++) {
+        for (size_t s = 0; s < PL_ARRAY_LEN(steps); s++) {
+            /* A byte at a time, the parser is released after every stanza
+             * and every whitespace byte between them. */
+            assert_same_with_release("realistic", realistic, len, NULL, flags[f], steps[s],
+                                     steps[s] == 1 ? (int)PL_ARRAY_LEN(stanzas) : 0);
+            assert_same_with_release("prefixes", prefix_stream, sizeof(prefix_stream) - 1, NULL,
+                                     flags[f], steps[s], steps[s] == 1 ? 5 : 0);
+        }
+    }
+
+    /* One feed per stanza, released after each: every stanza is parsed by
+     * a rebuilt parser. */
+    struct rec r;
+    struct err err;
+    rec_init(&r, NULL, 0);
+    r.keep = arena_new(0);
+    const char *p = realistic;
+    for (size_t i = 0; i < PL_ARRAY_LEN(stanzas); i++) {
+        const char *end = strstr(p, stanzas[i]) + strlen(stanzas[i]);
+        assert_int_equal(feed_steps(&r, p, (size_t)(end - p), 0, &err), 0);
+        p = end;
+        assert_string_equal(buf_cstr(&r.last_raw), stanzas[i]);
+        check_tree(i, r.last, r.keep);
+        assert_true(xstream_release(r.xs));
+        assert_true(xstream_release(r.xs)); /* twice is harmless */
+        assert_string_equal(xstream_default_ns(r.xs), "jabber:client");
+    }
+    assert_int_equal(feed_steps(&r, p, strlen(p), 0, &err), 0);
+    assert_int_equal(r.closes, 1);
+    assert_int_equal(r.stanzas, (int)PL_ARRAY_LEN(stanzas));
+    free(realistic);
+    rec_fini(&r);
+}
+
+/* Errors after a release: the same condition and text (line numbers
+ * included) as without; every row of the error table too. */
+static void test_release_errors(void **state)
+{
+    (void)state;
+    static const char *const streams[] = {
+        H "\n<m/>\n\n<m>\n<b></m>",
+        H "<m/>\n<foo:bar/>",
+        PREFIX_HEADER "<m/>\n<nope:x/>",
+        PREFIX_HEADER "<m/>\n<S:x/>hello",
+        H "<m/>\n</s:stream><m/>",
+        PREFIX_HEADER "<m/></stream:stream>",
+        H "<m/>\n<!-- c -->",
+        H "<m/>\n<m a='1' a='2'/>",
+        H "<m/> \n <m>&e;</m>",
+        H "<m/>\n<?xml version='1.0'?>",
+    };
+    for (size_t i = 0; i < PL_ARRAY_LEN(streams); i++) {
+        assert_same_with_release(streams[i], streams[i], strlen(streams[i]), NULL, 0, 1, 1);
+        assert_same_with_release(streams[i], streams[i], strlen(streams[i]), NULL, 0, 5, 0);
+    }
+    /* A limit still counts from the stanza's start. */
+    struct xstream_limits lim = {.max_stanza = 109};
+    const char *big = H "<m/>\n" BIG_ATTR(X100) "\n" BIG_ATTR(X100 "x");
+    assert_same_with_release("limit", big, strlen(big), &lim, 0, 1, 2);
+    for (size_t i = 0; i < PL_ARRAY_LEN(err_rows); i++) {
+        const struct err_row *row = &err_rows[i];
+        size_t len = row->len ? row->len : strlen(row->in);
+        assert_same_with_release(row->name, row->in, len, &row->lim, row->flags, 1, 0);
+    }
+}
+
+/* Streams sharing a pool, fed in turns of step bytes with a release after
+ * each turn: each stream's events, bytes and errors are those of the same
+ * stream parsed alone without releases. Returns the parsers created. */
+static size_t interleave_pooled(const char *const *ins, size_t n, size_t step)
+{
+    struct rec r[8];
+    struct err err[8];
+    int rc[8] = {0};
+    size_t off[8] = {0};
+    PL_ASSERT(n <= PL_ARRAY_LEN(r));
+    struct xstream_pool *pool = xstream_pool_new();
+    for (size_t i = 0; i < n; i++) {
+        rec_init(&r[i], NULL, 0);
+        xstream_set_pool(r[i].xs, pool);
+        err[i] = (struct err){XMPP_COND_NONE, ""};
+    }
+    for (bool more = true; more;) {
+        more = false;
+        for (size_t i = 0; i < n; i++) {
+            size_t len = strlen(ins[i]);
+            if (rc[i] != 0 || off[i] >= len)
+                continue;
+            size_t k = len - off[i] < step ? len - off[i] : step;
+            rc[i] = feed_steps_release(&r[i], ins[i] + off[i], k, 0, &err[i], &(int){0});
+            off[i] += k;
+            more = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf_printf(&r[i].log, "RESULT %d %s %s\n", rc[i], rc[i] ? xmpp_cond_name(err[i].cond) : "-",
+                   rc[i] ? err[i].text : "");
+        char *want = run_logged(ins[i], strlen(ins[i]), NULL, 0, step, false, NULL);
+        if (strcmp(buf_cstr(&r[i].log), want) != 0)
+            fail_msg("stream %zu (step %zu), pooled:\n%s\n--- alone:\n%s", i, step,
+                     buf_cstr(&r[i].log), want);
+        free(want);
+    }
+    size_t lent, idle, created;
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    /* The pool outlives its creator's reference until its last stream. */
+    xstream_pool_free(&pool);
+    assert_null(pool);
+    for (size_t i = 0; i < n; i++)
+        rec_fini(&r[i]);
+    return created;
+}
+
+static void test_pool_shared(void **state)
+{
+    (void)state;
+    static const size_t steps[] = {1, 3, 16, 200, 4096};
+    size_t len;
+    char *realistic = realistic_stream(&len);
+    /* The same header three times, other headers, and streams that fail
+     * after a few stanzas (streams that end or fail keep their engine). */
+    const char *const ins[] = {
+        realistic,
+        prefix_stream,
+        realistic,
+        H "<m/>\n<m>\n<x:y xmlns:x='urn:x'/></m>\n<foo:bar/>",
+        realistic,
+        PREFIX_HEADER "<m/>\n<odd:a/>\n\n<m>\n<b></m>",
+        "<?xml version='1.0'?>\n" HEADER "<iq id='1'/>\n <iq id='2'/>",
+    };
+    for (size_t s = 0; s < PL_ARRAY_LEN(steps); s++) {
+        (void)interleave_pooled(ins, PL_ARRAY_LEN(ins), steps[s]);
+    }
+    /* Stanza by stanza in turns, one engine serves every stream. */
+    const char *const same[] = {HEADER "<a/>", HEADER "<b/>", HEADER "<c/>"};
+    assert_int_equal(interleave_pooled(same, PL_ARRAY_LEN(same), strlen(HEADER)), 1);
+    free(realistic);
+}
+
+/* Idle parsers the streams stopped taking are trimmed; a parser that has
+ * parsed a lot is freed instead of pooled. */
+static void test_pool_trim_and_retire(void **state)
+{
+    (void)state;
+    struct xstream_pool *pool = xstream_pool_new();
+    struct rec r[3];
+    struct err err;
+    size_t lent, idle, created;
+    for (size_t i = 0; i < PL_ARRAY_LEN(r); i++) {
+        rec_init(&r[i], NULL, 0);
+        xstream_set_pool(r[i].xs, pool);
+        /* All inside a stanza at once: three engines. */
+        assert_int_equal(feed_steps(&r[i], H "<m>", strlen(H "<m>"), 0, &err), 0);
+    }
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(lent, 3);
+    for (size_t i = 0; i < PL_ARRAY_LEN(r); i++) {
+        assert_false(xstream_release(r[i].xs));
+        assert_int_equal(feed_steps(&r[i], "</m>", 4, 0, &err), 0);
+        assert_true(xstream_release(r[i].xs));
+    }
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(lent, 0);
+    assert_int_equal(idle, 3);
+    assert_int_equal(created, 3);
+    /* One stream active between trims: one engine stays. */
+    xstream_pool_trim(pool);
+    assert_int_equal(feed_steps(&r[0], "<m/>", 4, 0, &err), 0);
+    assert_true(xstream_release(r[0].xs));
+    xstream_pool_trim(pool);
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(idle, 1);
+    xstream_pool_trim(pool);
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(idle, 0);
+    /* Parsing goes on with a new engine. */
+    assert_int_equal(feed_steps(&r[1], "<n/>", 4, 0, &err), 0);
+    assert_string_equal(buf_cstr(&r[1].last_raw), "<n/>");
+    assert_true(xstream_release(r[1].xs));
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(idle, 1);
+    assert_int_equal(created, 4);
+
+    /* More than 256 KiB through one engine: freed at the release. */
+    struct buf big = BUF_INIT;
+    while (big.len < (300u << 10))
+        buf_append_str(&big, "<message to='a@b'><body>" X100 "</body></message>");
+    assert_int_equal(feed_steps(&r[2], big.data, big.len, 4096, &err), 0);
+    assert_true(xstream_release(r[2].xs));
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(idle, 0);
+    assert_int_equal(feed_steps(&r[2], "<o/>", 4, 0, &err), 0);
+    assert_string_equal(buf_cstr(&r[2].last_raw), "<o/>");
+    assert_true(xstream_release(r[2].xs));
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(created, 5);
+    buf_fini(&big);
+
+    /* A stream that failed or ended gives its engine back restarted: a new
+     * stream parses its own header with it. */
+    assert_int_equal(feed_steps(&r[0], "<m a='1' a='2'/>", 16, 0, &err), -1);
+    rec_fini(&r[0]);
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(idle, 1);
+    rec_init(&r[0], NULL, 0);
+    xstream_set_pool(r[0].xs, pool);
+    assert_int_equal(feed_steps(&r[0], SHORT_HEADER "<p/>", strlen(SHORT_HEADER "<p/>"), 0, &err),
+                     0);
+    assert_int_equal(r[0].opens, 1);
+    assert_string_equal(buf_cstr(&r[0].last_raw), "<p/>");
+    xstream_pool_stats(pool, &lent, &idle, &created);
+    assert_int_equal(created, 5);
+
+    xstream_pool_free(&pool);
+    for (size_t i = 0; i < PL_ARRAY_LEN(r); i++)
+        rec_fini(&r[i]);
+}
+
+/* When a release is refused: nothing changes and parsing goes on. */
+static void test_release_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        bool released;
+    } rows[] = {
+        {"", true},                        /* nothing fed: no parser yet */
+        {"<?xml version='1.0'?>", false},  /* still before it */
+        {H "<message", false},             /* a partial start tag */
+        {H "<m>", false},                  /* inside a stanza */
+        {H "<m>hi</m", false},             /* a partial end tag */
+        {H "<m/>\r", false},               /* a CR expat keeps for a following LF */
+        {H "<![CDATA[ ", false},           /* inside a CDATA section between stanzas */
+        {H "<m/></s:stream>", false},      /* after the end of the stream */
+        {H "<m/><m a='1' a='1'/>", false}, /* after a failure */
+        {H, true},
+        {H "<m/> \n", true},
+    };
+    for (size_t i = 0; i < PL_ARRAY_LEN(rows); i++) {
+        struct rec r;
+        struct err err;
+        rec_init(&r, NULL, 0);
+        (void)feed_steps(&r, rows[i].in, strlen(rows[i].in), 0, &err);
+        if (xstream_release(r.xs) != rows[i].released)
+            fail_msg("row %zu \"%s\": release %s", i, rows[i].in,
+                     rows[i].released ? "refused" : "accepted");
+        rec_fini(&r);
+    }
+
+    /* Refused inside a stanza, then accepted once it is complete. */
+    struct rec r;
+    struct err err;
+    rec_init(&r, NULL, 0);
+    assert_int_equal(feed_steps(&r, H "<m><b>", strlen(H "<m><b>"), 0, &err), 0);
+    assert_false(xstream_release(r.xs));
+    assert_int_equal(feed_steps(&r, "x</b></m>", 9, 0, &err), 0);
+    assert_true(xstream_release(r.xs));
+    assert_int_equal(feed_steps(&r, "<n/>", 4, 0, &err), 0);
+    assert_int_equal(r.stanzas, 2);
+    assert_string_equal(buf_cstr(&r.last_raw), "<n/>");
+
+    /* A reset after a release expects a new header, as without. */
+    assert_true(xstream_release(r.xs));
+    xstream_reset(r.xs);
+    assert_string_equal(xstream_default_ns(r.xs), "");
+    assert_int_equal(feed_steps(&r, H "<o/>", strlen(H "<o/>"), 0, &err), 0);
+    assert_int_equal(r.opens, 2);
+    assert_int_equal(r.stanzas, 3);
+    assert_string_equal(buf_cstr(&r.last_raw), "<o/>");
+    rec_fini(&r);
+}
+
 static void test_not_well_formed_text(void **state)
 {
     (void)state;
@@ -937,6 +1285,9 @@ int main(void)
         cmocka_unit_test(test_long_tag_linear),      cmocka_unit_test(test_keepalives),
         cmocka_unit_test(test_callback_fail),        cmocka_unit_test(test_reset),
         cmocka_unit_test(test_reset_from_callback),  cmocka_unit_test(test_arena_steady),
+        cmocka_unit_test(test_release_equivalence),  cmocka_unit_test(test_release_errors),
+        cmocka_unit_test(test_release_refused),      cmocka_unit_test(test_pool_shared),
+        cmocka_unit_test(test_pool_trim_and_retire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
