@@ -166,6 +166,7 @@ static void forward(struct s2s_conn *sc, struct xml_node *st)
     }
     s2s->stats.stanzas_in++;
     router_link_send_node(s2s, st);
+    sconn_check_backlog(sc);
 }
 
 void in_on_stanza(struct s2s_conn *sc, struct xml_node *st)

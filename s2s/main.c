@@ -92,6 +92,8 @@ static void s2s_free(struct s2s *s2s)
     routes_free_all(s2s);
     if (s2s->tick != NULL)
         event_free(s2s->tick);
+    if (s2s->resume != NULL)
+        event_free(s2s->resume);
     tls_creds_free(&s2s->creds);
     hmap_free(&s2s->routes);
     hmap_free(&s2s->resolving);

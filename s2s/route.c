@@ -83,7 +83,10 @@ void route_send(struct route *r, const char *data, size_t len)
                            "the server is shutting down");
         return;
     }
-    if (r->state == ROUTE_UP && r->out != NULL) {
+    /* Straight out, unless older stanzas wait (order) or the stream's
+     * output is backed up (the queue's bounds then apply). */
+    if (r->state == ROUTE_UP && r->out != NULL && r->q.count == 0 &&
+        conn_output_len(r->out->conn) < SCONN_OUT_HIGH) {
         sconn_write(r->out, data, len);
         r->out->last_ms = s2s_now_ms();
         s2s->stats.stanzas_out++;
@@ -99,6 +102,24 @@ void route_send(struct route *r, const char *data, size_t len)
         start(r);
 }
 
+/* Writes queued stanzas until the stream's output is backed up; returns
+ * how many went. */
+static size_t flush_queue(struct route *r)
+{
+    struct queued *e;
+    size_t n = 0;
+    while (r->out != NULL && conn_output_len(r->out->conn) < SCONN_OUT_HIGH &&
+           (e = queue_pop(&r->q)) != NULL) {
+        sconn_write(r->out, e->data, e->len);
+        free(e);
+        n++;
+    }
+    r->s2s->stats.stanzas_out += n;
+    if (r->out != NULL && n > 0)
+        r->out->last_ms = s2s_now_ms();
+    return n;
+}
+
 void route_up(struct route *r)
 {
     if (r == NULL)
@@ -107,17 +128,15 @@ void route_up(struct route *r)
     r->state = ROUTE_UP;
     s2s->stats.out_ok++;
     targets_free(r);
-    struct queued *e;
-    size_t n = 0;
-    while (r->out != NULL && (e = queue_pop(&r->q)) != NULL) {
-        sconn_write(r->out, e->data, e->len);
-        free(e);
-        n++;
-    }
-    s2s->stats.stanzas_out += n;
     if (r->out != NULL)
-        r->out->last_ms = s2s_now_ms();
+        conn_set_watermark(r->out->conn, SCONN_OUT_LOW, SCONN_OUT_HIGH);
+    size_t n = flush_queue(r);
     log_info(&s2s->lc, "route %s->%s up; %zu queued stanzas sent", r->local, r->remote, n);
+}
+
+void route_flush(struct route *r)
+{
+    flush_queue(r);
 }
 
 void route_fail(struct route *r, enum xmpp_cond cond, const char *text)

@@ -188,6 +188,7 @@ struct s2s_conn {
     struct xstream *xs;
     bool tls, header_sent, restarted, sasl_done, sasl_failed;
     bool negotiated;     /* out: TLS settled, db:verify may be sent */
+    bool paused;         /* in: reading stopped while the router link is backed up */
     char stream_id[128]; /* in: ours; out: the peer's */
     char *local;         /* in: the header's 'to'; out: the route's local domain */
     char *remote;        /* in: the header's 'from' (may be NULL); out: the route's */
@@ -225,6 +226,7 @@ struct s2s {
     struct hmap *resolving; /* resolver iq id -> struct route */
     struct s2s_list conns;  /* every struct s2s_conn */
     struct event *tick;
+    struct event *resume; /* polls the router link while incoming streams are paused */
     uint64_t next_id;
     struct s2s_stats stats;
     bool stopping;
@@ -278,6 +280,13 @@ int sconn_start_client_tls(struct s2s_conn *sc, struct err *err) PL_WARN_UNUSED;
 void sconn_close_all(struct s2s *s2s, enum xmpp_cond cond, const char *text);
 /* Once a second: idle connections close. */
 void sconn_housekeeping(struct s2s *s2s, int64_t now);
+/* Above this many bytes waiting in a stream's output, stanzas wait in the
+ * route's queue instead (bounded, and bounced when they age). */
+#define SCONN_OUT_HIGH (256u * 1024)
+#define SCONN_OUT_LOW  (64u * 1024)
+/* After a stanza went to the router: stops reading from sc while the link
+ * is backed up (resumed from a timer once it drains). */
+void sconn_check_backlog(struct s2s_conn *sc);
 
 /* in.c: the receiving side's state machine */
 void in_accept(struct s2s *s2s, int fd, bool direct_tls);
@@ -334,6 +343,8 @@ void route_fail(struct route *r, enum xmpp_cond cond, const char *text);
 void route_verify_free(struct verify *v);
 /* The outgoing stream is authenticated: flush the queue. */
 void route_up(struct route *r);
+/* The outgoing stream's output drained: write what waited. */
+void route_flush(struct route *r);
 /* The current attempt failed: try the next target, or fail the route. */
 void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt, ...)
     PL_PRINTF(3, 4);

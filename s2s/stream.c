@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "comp_client.h"
 #include "comp_handshake.h"
 #include "hmap.h"
 #include "xml.h"
@@ -135,7 +136,54 @@ static void on_close(struct conn *conn, const char *reason, void *arg)
     sconn_free(sc);
 }
 
-static const struct conn_ops sconn_conn_ops = {on_read, NULL, on_tls, on_close};
+static void on_drain(struct conn *conn, void *arg)
+{
+    struct s2s_conn *sc = arg;
+    (void)conn;
+    if (sc->outgoing && sc->state == SC_UP && sc->route != NULL)
+        route_flush(sc->route);
+}
+
+static const struct conn_ops sconn_conn_ops = {on_read, on_drain, on_tls, on_close};
+
+#define ROUTER_HIGH    (4u << 20) /* bytes queued for the router that pause peers */
+#define ROUTER_LOW     (1u << 20)
+#define RESUME_POLL_MS 50
+
+static void on_resume_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct s2s *s2s = arg;
+    (void)fd;
+    (void)what;
+    if (s2s->cc != NULL && comp_client_pending(s2s->cc) > ROUTER_LOW) {
+        struct timeval tv = {0, RESUME_POLL_MS * 1000};
+        evtimer_add(s2s->resume, &tv);
+        return;
+    }
+    for (struct s2s_list *l = s2s->conns.next; l != &s2s->conns; l = l->next) {
+        struct s2s_conn *sc = S2S_ENTRY(l, struct s2s_conn, link);
+        if (sc->paused && sc->state != SC_CLOSING) {
+            sc->paused = false;
+            conn_pause_read(sc->conn, false);
+        }
+    }
+}
+
+void sconn_check_backlog(struct s2s_conn *sc)
+{
+    struct s2s *s2s = sc->s2s;
+    if (sc->paused || s2s->cc == NULL || comp_client_pending(s2s->cc) <= ROUTER_HIGH)
+        return;
+    sc->paused = true;
+    conn_pause_read(sc->conn, true);
+    if (s2s->resume == NULL)
+        s2s->resume = evtimer_new(s2s->base, on_resume_poll, s2s);
+    if (!evtimer_pending(s2s->resume, NULL)) {
+        struct timeval tv = {0, RESUME_POLL_MS * 1000};
+        evtimer_add(s2s->resume, &tv);
+    }
+    log_debug(&sc->lc, "router link backed up: reading paused");
+}
 
 struct s2s_conn *sconn_new(struct s2s *s2s, int fd, bool outgoing)
 {

@@ -132,6 +132,29 @@ class Federation(unittest.TestCase):
         wait_for_log(self.b, r"a\.test authenticated with dialback")
         self.assertNotIn("SASL EXTERNAL", self.a.log() + self.b.log())
 
+    def test_many_messages_in_order_both_ways(self):
+        self.start()
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+        n = 300
+        body = "x" * 2000  # 600 KB each way: more than one stream's output high-water mark
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            for i in range(n):
+                send(a, bob[0], f"{i} {body}", f"a{i}")
+                send(b, alice[0], f"{i} {body}", f"b{i}")
+            got_b = [await next_item(b.messages, timeout=30) for _ in range(n)]
+            got_a = [await next_item(a.messages, timeout=30) for _ in range(n)]
+            self.assertEqual([m["id"] for m in got_b], [f"a{i}" for i in range(n)])
+            self.assertEqual([m["id"] for m in got_a], [f"b{i}" for i in range(n)])
+            self.assertTrue(all(m["type"] == "chat" for m in got_a + got_b))
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+
     def test_sasl_external_with_certificates_from_one_ca(self):
         self.use_ca()
         # b.test is reached over direct TLS (XEP-0368), a.test with STARTTLS
