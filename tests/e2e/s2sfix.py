@@ -228,12 +228,15 @@ class RawPeer:
         self.header = self.stream.wait_header()
         return self.stream.expect(q("features", NS_STREAM))
 
-    def starttls(self):
+    def starttls(self, cert=None):
+        """cert: (certfile, keyfile) presented as the client certificate."""
         self.stream.send(f"<starttls xmlns='{NS_TLS}'/>")
         self.stream.expect(q("proceed", NS_TLS))
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        if cert is not None:
+            ctx.load_cert_chain(*cert)
         self.sock = ctx.wrap_socket(self.sock, server_hostname=self.target)
         self.stream = Stream(self.sock)
         self.features = self.open()
@@ -241,6 +244,12 @@ class RawPeer:
 
     def send(self, data):
         self.stream.send(data)
+
+    def restart(self):
+        """A new stream on the same connection (after SASL success)."""
+        self.stream = Stream(self.sock)
+        self.features = self.open()
+        return self.features
 
     def close(self):
         self.stream.close()

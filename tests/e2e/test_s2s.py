@@ -197,6 +197,52 @@ class Federation(unittest.TestCase):
         run(flow())
         svc.close()
 
+    def test_sasl_external_incoming_checks(self):
+        """XEP-0178 on the receiving side, with a raw peer holding b.test's
+        certificate from the test CA."""
+        self.use_ca()
+        self.start()
+        cert = (os.path.join(self.a.dir, "ca", "b.test.pem"),
+                os.path.join(self.a.dir, "ca", "b.test.key"))
+        alice = self.a.add_user("alice")
+        mechs = q("mechanisms", NS_SASL)
+        # claiming another domain than the certificate's: EXTERNAL not offered
+        peer = RawPeer(self.a.ports["s2s"], "c.test", "a.test")
+        self.assertIsNone(peer.starttls(cert).find(mechs))
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>=</auth>")
+        f = peer.stream.expect(q("failure", NS_SASL))
+        self.assertIsNotNone(f.find(q("not-authorized", NS_SASL)))
+        # b.test with its certificate, asking to act for c.test: refused
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        feats = peer.starttls(cert)
+        self.assertEqual([m.text for m in feats.find(mechs)], ["EXTERNAL"])
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>Yy50ZXN0</auth>")  # c.test
+        f = peer.stream.expect(q("failure", NS_SASL))
+        self.assertIsNotNone(f.find(q("invalid-authzid", NS_SASL)))
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>AGEAYg==</auth>")
+        f = peer.stream.expect(q("failure", NS_SASL))
+        self.assertIsNotNone(f.find(q("invalid-mechanism", NS_SASL)))
+        # and as itself: success, a new stream, stanzas for a.test accepted
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>=</auth>")
+        peer.stream.expect(q("success", NS_SASL))
+        feats = peer.restart()
+        self.assertIsNone(feats.find(mechs))
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            peer.send(f"<message from='bob@b.test/x' to='{alice[0]}' id='e1' type='chat'>"
+                      "<body>by certificate</body></message>")
+            m = await next_item(a.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"], str(m["from"])),
+                             ("e1", "by certificate", "bob@b.test/x"))
+            await a.offline()
+
+        run(flow())
+        # a stanza to a domain not served here ends the stream
+        peer.send("<message from='bob@b.test/x' to='x@elsewhere.test'><body>?</body></message>")
+        peer.stream.expect_stream_error("host-unknown")
+        wait_for_log(self.a, r"b\.test authenticated with SASL EXTERNAL")
+
     # ---- failures bounce, with the right condition -----------------------------------
 
     def send_and_bounce(self, to, cond, timeout=30, text_has=None):
