@@ -49,9 +49,12 @@ struct daemon_def {
 };
 
 static const struct daemon_def daemon_defs[] = {
-    {"router", "parley-router", false},    {"sm", "parley-sm", false},
-    {"resolver", "parley-resolver", true}, {"s2s", "parley-s2s", true},
-    {"muc", "parley-muc", true},           {"c2s", "parley-c2s", false},
+    {"router", "parley-router", false},
+    {"sm", "parley-sm", false},
+    {"resolver", "parley-resolver", false},
+    {"s2s", "parley-s2s", true},
+    {"muc", "parley-muc", true},
+    {"c2s", "parley-c2s", false},
 };
 #define NDAEMONS PL_ARRAY_LEN(daemon_defs)
 
