@@ -2,17 +2,20 @@
 """parley-resolver through the real router, asking a real DNS server
 (dnsmasq, or a Python responder for SERVFAIL and silence) on loopback: SRV
 order and weights, both services, the A/AAAA fallback, ".", nxdomain,
-servfail, timeout, the cache (positive and negative), static overrides, and
-bad requests that leave the daemon serving."""
+servfail, timeout, nameserver failover, the cache (positive and negative,
+TTL clamps and expiry, shared lookups), static overrides and their reload,
+a router restart, and bad requests that leave the daemon serving."""
 
 import os
 import secrets
+import signal
 import subprocess
 import time
 import unittest
 
 from dnsfix import DnsServer, ServfailServer, SilentServer, Srv
-from harness import NS_COMP, NS_STANZAS, Deployment, binary, component, q, secret, wait_log
+from harness import (NS_COMP, NS_STANZAS, Daemon, Deployment, binary, component, q, secret,
+                     wait_log)
 
 NS_RES = "urn:parley:resolver:1"
 IQ = q("iq", NS_COMP)
@@ -63,6 +66,7 @@ class ResolverCase(unittest.TestCase):
 
     RESOLVER = "{ns}"
     DNS = None  # a callable returning the server to start, or None
+    EXPECT_ERRORS = ()
 
     def setUp(self):
         self.dns = self.DNS() if self.DNS else None
@@ -71,10 +75,11 @@ class ResolverCase(unittest.TestCase):
             self.dns.start()
             ns = self.dns.nameserver_xml()
         self.comps = {"resolver": (secret(), []), "s2s": (secret(), [])}
+        self.ns = ns
         extra = "  <resolver>" + self.RESOLVER.format(ns=ns) + "</resolver>\n"
         self.dep = Deployment(self.comps, extra=extra)
         self.dep.start("parley-router")
-        self.resolver = self.dep.start("parley-resolver")
+        self.resolver = self.dep.start("parley-resolver", expect_errors=self.EXPECT_ERRORS)
         wait_log(self.resolver, "connected to the router")
         self.s2s = component(self.dep.router_port, "s2s", self.comps["s2s"][0])
 
@@ -191,6 +196,76 @@ class Dns(ResolverCase):
         wait_log(self.resolver, r"warn: .*unsupported request from s2s: <query")
         self.assertEqual(self.resolve("b.test").get("status"), "ok")
 
+    def test_router_restart(self):
+        """The resolver reconnects to a new router and answers again."""
+        self.assertEqual(self.resolve("b.test").get("status"), "ok")
+        self.s2s.close()
+        router = self.dep.daemons[0]
+        router.stop()
+        wait_log(self.resolver, "router link down")
+        self.dep.daemons.remove(router)
+        self.dep.daemons.insert(0, Daemon("parley-router", self.dep.config, self.dep.dir).start())
+        deadline = time.time() + 15
+        while self.resolver.logtext().count("connected to the router") < 2:
+            self.assertLess(time.time(), deadline, self.resolver.logtext())
+            time.sleep(0.05)
+        self.s2s = component(self.dep.router_port, "s2s", self.comps["s2s"][0])
+        self.assertEqual(self.resolve("b.test").get("source"), "cache")
+        self.assertEqual(self.resolve("c.test").get("status"), "ok")
+
+
+class Failover(ResolverCase):
+    """The first nameserver never answers: udns moves on to the second."""
+    DNS = SilentServer
+    RESOLVER = "{ns}{ns2}<timeout>2s</timeout><attempts>1</attempts>"
+
+    def setUp(self):
+        self.real = DnsServer(**RECORDS)
+        self.real.start()
+        self.RESOLVER = self.RESOLVER.replace("{ns2}", self.real.nameserver_xml())
+        super().setUp()
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            self.real.stop()
+
+    def test_second_nameserver_answers(self):
+        res = self.resolve("b.test")
+        self.assertEqual(res.get("status"), "ok")
+        self.assertEqual(len(targets(res)), 3)
+        self.assertGreater(self.dns.queries, 0, "the silent server was asked first")
+
+
+class Ttl(ResolverCase):
+    """TTLs are clamped by min-ttl/max-ttl; negative answers get negative-ttl;
+    an answer leaves the cache when its TTL is over."""
+    DNS = staticmethod(lambda: DnsServer(**dict(RECORDS, ttl=2)))
+    RESOLVER = ("{ns}<cache><min-ttl>0s</min-ttl><max-ttl>100s</max-ttl>"
+                "<negative-ttl>200s</negative-ttl></cache>")
+
+    def test_expiry_and_clamps(self):
+        first = self.resolve("b.test")
+        self.assertEqual((first.get("source"), first.get("ttl")), ("dns", "2"))
+        again = self.resolve("b.test")
+        self.assertEqual(again.get("source"), "cache")
+        self.assertIn(again.get("ttl"), ("1", "2"))
+        time.sleep(3)
+        self.assertEqual(self.resolve("b.test").get("source"), "dns")
+        neg = self.resolve("nothere.test")
+        self.assertEqual((neg.get("status"), neg.get("ttl")), ("nxdomain", "100"))
+
+
+class MinTtl(ResolverCase):
+    DNS = staticmethod(lambda: DnsServer(**dict(RECORDS, ttl=2)))
+    RESOLVER = "{ns}<cache><min-ttl>20s</min-ttl></cache>"
+
+    def test_short_ttl_raised_to_min_ttl(self):
+        self.assertEqual(self.resolve("b.test").get("ttl"), "20")
+        time.sleep(3)  # past the records' own TTL, within min-ttl
+        self.assertEqual(self.resolve("b.test").get("source"), "cache")
+
 
 class NoCache(ResolverCase):
     DNS = staticmethod(lambda: DnsServer(**RECORDS))
@@ -243,6 +318,7 @@ class Timeout(ResolverCase):
 
 class Static(ResolverCase):
     DNS = SilentServer  # any DNS query would time out
+    EXPECT_ERRORS = (r"reload: .*static domain='x\.\.test'.*keeping the running",)
     RESOLVER = ("{ns}<timeout>1s</timeout><attempts>1</attempts>"
                 "<static domain='b.test'><target host='127.0.0.2' port='5269' tls='starttls'/>"
                 "<target host='xmpp.b.test' port='5270' tls='direct'>"
@@ -260,6 +336,23 @@ class Static(ResolverCase):
         literal = self.resolve("192.0.2.1")
         self.assertEqual(targets(literal), [("192.0.2.1", 5269, "starttls", ["192.0.2.1"])])
         self.assertEqual(self.dns.queries, 0)
+
+    def test_reload_applies_overrides_and_keeps_a_bad_file_out(self):
+        self.dep.extra = ("  <resolver>" + self.ns + "<timeout>1s</timeout><attempts>1</attempts>"
+                          "<static domain='b.test'><target host='127.0.0.9'/></static>"
+                          "</resolver>\n")
+        self.dep.write_config()
+        self.resolver.signal(signal.SIGHUP)
+        wait_log(self.resolver, "configuration reloaded")
+        self.assertEqual(targets(self.resolve("b.test")),
+                         [("127.0.0.9", 5269, "starttls", ["127.0.0.9"])])
+        self.assertEqual(self.resolve("closed.test").get("status"), "timeout")  # gone: DNS
+        self.dep.extra = "  <resolver><static domain='x..test'/></resolver>\n"
+        self.dep.write_config()
+        self.resolver.signal(signal.SIGHUP)
+        wait_log(self.resolver, "keeping the running configuration")
+        self.assertEqual(targets(self.resolve("b.test")),
+                         [("127.0.0.9", 5269, "starttls", ["127.0.0.9"])])
 
     def test_other_domains_still_use_dns(self):
         self.assertEqual(self.resolve("other.test").get("status"), "timeout")
