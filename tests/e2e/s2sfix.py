@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Fixtures for federation tests: a whole Parley deployment per domain
-(parleyctl init, run by parleyd), certificates from a test CA made with
-certtool, a raw server-to-server peer (STARTTLS and dialback by hand), and,
-until parley-resolver exists, a stand-in speaking its wire protocol
-(docs/protocol.md §9) from a static table."""
+(parleyctl init, run by parleyd, its parley-resolver pointed at a test DNS
+server), SRV records published by a real dnsmasq (dnsfix.py), certificates
+from a test CA made with certtool, and a raw server-to-server peer
+(STARTTLS, SASL and dialback by hand)."""
 
 import hashlib
 import hmac
@@ -14,11 +14,9 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
-import xml.etree.ElementTree as ET
 
-from harness import Daemon, Stream, binary, component, free_port, q
+from harness import Daemon, Stream, binary, free_port, q
 
 NS_RESOLVER = "urn:parley:resolver:1"
 NS_SERVER = "jabber:server"
@@ -47,12 +45,7 @@ class Server:
         self.config = os.path.join(self.dir, "parley.xml")
         self.cert = os.path.join(self.dir, "tls", f"{domain}.pem")  # what c2s presents
         self.parleyd = None
-        # The tests answer resolution with StandInResolver: keep parleyd from
-        # starting parley-resolver, which would take the component name and
-        # ask the machine's DNS servers.
-        text = re.sub(r"\n  <resolver>.*?</resolver>", "", self.text(), count=1, flags=re.S)
-        with open(self.config, "w") as f:
-            f.write(text)
+        text = self.text()
         self.secrets = dict(re.findall(r"<component name='(\w+)' secret='(\w+)'", text))
         self.dialback_secret = re.search(r"<dialback-secret>(\w+)<", text).group(1)
 
@@ -69,6 +62,17 @@ class Server:
             assert old in section, old
             section = section.replace(old, new)
         text = text[:start] + section + f"    {extra}\n" + text[end:]
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def use_nameserver(self, address, port):
+        """Points this deployment's parley-resolver at a test DNS server: it
+        must never ask the machine's own (nothing resolves off the machine)."""
+        text = self.text()
+        assert "  <resolver>\n  </resolver>" in text
+        text = text.replace("  <resolver>\n  </resolver>",
+                            f"  <resolver>\n    <nameserver address='{address}' port='{port}'/>"
+                            "\n  </resolver>")
         with open(self.config, "w") as f:
             f.write(text)
 
@@ -168,44 +172,23 @@ def make_ca_certs(directory, domains):
     return out
 
 
-class StandInResolver(threading.Thread):
-    """Answers urn:parley:resolver:1 requests from a table
-    {domain: [(host, port, tls, address)]}; other domains are nxdomain."""
-
-    def __init__(self, server, table):
-        super().__init__(daemon=True)
-        self.table = table
-        self.asked = []
-        self.stream = component(server.ports["router"], "resolver", server.secrets["resolver"])
-        self.running = True
-        self.start()
-
-    def run(self):
-        while self.running:
-            el = self.stream.read(0.2)
-            if el is None:
-                if self.stream.closed:
-                    return
-                continue
-            r = el.find(q("resolve", NS_RESOLVER))
-            if r is None:
-                continue
-            d = r.get("domain")
-            self.asked.append(d)
-            head = (f"<iq type='result' id='{el.get('id')}' from='resolver' "
-                    f"to='{el.get('from')}'><resolved xmlns='{NS_RESOLVER}' domain='{d}'")
-            if d in self.table:
-                body = "".join(f"<target host='{h}' port='{p}' tls='{t}'><address>{a}</address>"
-                               "</target>" for h, p, t, a in self.table[d])
-                self.stream.send(f"{head} status='ok' ttl='60' source='static'>{body}"
-                                 "</resolved></iq>")
-            else:
-                self.stream.send(f"{head} status='nxdomain' ttl='60' source='dns'/></iq>")
-
-    def close(self):
-        self.running = False
-        self.join(2)
-        self.stream.close()
+def federation_dns(table):
+    """A real DNS server (dnsmasq, dnsfix.DnsServer) publishing table
+    {domain: [(host, port, tls, address)]}: an _xmpps-server._tcp SRV record
+    for tls 'direct', _xmpp-server._tcp for 'starttls', and the host's A
+    record. Every other .test name is NXDOMAIN. Started; the caller stops it."""
+    from dnsfix import DnsServer, Srv
+    srv, hosts = [], {}
+    for domain, targets in table.items():
+        for host, port, tls, address in targets:
+            service = "_xmpps-server" if tls == "direct" else "_xmpp-server"
+            srv.append(Srv(f"{service}._tcp.{domain}", host, port))
+            hosts.setdefault(host, [])
+            if address not in hosts[host]:
+                hosts[host].append(address)
+    dns = DnsServer(srv=srv, hosts=hosts, ttl=60)
+    dns.start()
+    return dns
 
 
 def dialback_key(secret, receiving, originating, stream_id):
