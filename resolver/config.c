@@ -54,7 +54,7 @@ static const struct conf_key keys[] = {
     CONF_DURATION("resolver.cache.max-ttl", struct resolver_cfg, max_ttl_ms, 0, 604800000, "1h",
                   "and at most this long; also the TTL of static answers"),
     CONF_DURATION("resolver.cache.negative-ttl", struct resolver_cfg, negative_ttl_ms, 0, 604800000,
-                  "60s", "how long nxdomain and no-service are kept"),
+                  "60s", "nxdomain and no-service kept when DNS gives no SOA (RFC 2308)"),
     CONF_DURATION("resolver.cache.failure-ttl", struct resolver_cfg, failure_ttl_ms, 0, 3600000,
                   "0s", "how long servfail and timeout are kept; 0: not at all"),
     CONF_INT("resolver.max-pending", struct resolver_cfg, max_pending, 1, 1000000, "10000",

@@ -33,6 +33,7 @@ struct rs_query {
     /* A server answered SERVFAIL, REFUSED or NOTIMP: udns reports that and
      * a timeout alike (DNS_E_TEMPFAIL), so its debug hook tells us. */
     bool refused;
+    long negative_ttl; /* from the SOA of a negative reply; -1 none */
     struct rs_query *prev, *next;
 };
 
@@ -65,6 +66,41 @@ static void on_timer_request(struct dns_ctx *ctx, int timeout, void *arg)
     evtimer_add(d->timer, &tv);
 }
 
+/* RFC 2308 §5: a negative reply stays valid for the smaller of its SOA's
+ * TTL and MINIMUM. Returns that from the authority section, or -1 when the
+ * reply has no SOA or is malformed. (udns.h names dns_skipdn's parameters
+ * (end, cur), but the library takes (cur, end).) */
+static long soa_negative_ttl(dnscc_t *pkt, int plen)
+{
+    dnscc_t *end = pkt + plen, *cur = dns_payload(pkt);
+    unsigned nan = dns_numan(pkt), nrr = nan + dns_numns(pkt);
+    for (unsigned i = 0; i < dns_numqd(pkt); i++) {
+        cur = dns_skipdn(cur, end);
+        if (cur == NULL || cur + 4 > end)
+            return -1;
+        cur += 4;
+    }
+    for (unsigned i = 0; i < nrr; i++) {
+        cur = dns_skipdn(cur, end);
+        if (cur == NULL || cur + 10 > end)
+            return -1;
+        unsigned type = dns_get16(cur), ttl = dns_get32(cur + 4), len = dns_get16(cur + 8);
+        cur += 10;
+        if (cur + len > end)
+            return -1;
+        if (i >= nan && type == DNS_T_SOA) {
+            dnscc_t *r = dns_skipdn(cur, end);         /* MNAME */
+            r = r != NULL ? dns_skipdn(r, end) : NULL; /* RNAME */
+            if (r == NULL || r + 20 > cur + len)
+                return -1;
+            unsigned minimum = dns_get32(r + 16); /* after serial, refresh, retry, expire */
+            return (long)(ttl < minimum ? ttl : minimum);
+        }
+        cur += len;
+    }
+    return -1;
+}
+
 /* Called by udns for every packet it sends (code 1) and every reply it
  * matched to a query (code 0); data is that query's callback argument. */
 static void on_packet(int code, const struct sockaddr *sa, unsigned salen, dnscc_t *pkt, int plen,
@@ -74,9 +110,12 @@ static void on_packet(int code, const struct sockaddr *sa, unsigned salen, dnscc
     (void)salen;
     if (code != 0 || q == NULL || data == NULL || plen < DNS_HSIZE)
         return;
+    struct rs_query *rq = data;
     int rcode = dns_rcode(pkt);
     if (rcode == DNS_R_SERVFAIL || rcode == DNS_R_REFUSED || rcode == DNS_R_NOTIMPL)
-        ((struct rs_query *)data)->refused = true;
+        rq->refused = true;
+    else if (rcode == DNS_R_NXDOMAIN || (rcode == DNS_R_NOERROR && dns_numan(pkt) == 0))
+        rq->negative_ttl = soa_negative_ttl(pkt, plen);
 }
 
 static void query_unlink(struct rs_query *q)
@@ -114,10 +153,11 @@ static void query_done(struct rs_query *q, const struct rs_dns_result *res)
 static void on_srv(struct dns_ctx *ctx, struct dns_rr_srv *rr, void *data)
 {
     struct rs_query *q = data;
-    struct rs_dns_result res = {.outcome = RS_DNS_NODATA};
+    struct rs_dns_result res = {.outcome = RS_DNS_NODATA, .ttl = q->negative_ttl};
     struct rs_srv *srv = NULL;
     if (rr == NULL) {
         res.outcome = outcome_of(q, dns_status(ctx));
+        res.ttl = q->negative_ttl;
     } else if (rr->dnssrv_nrr > 0) {
         srv = xcalloc((size_t)rr->dnssrv_nrr, sizeof(*srv));
         for (int i = 0; i < rr->dnssrv_nrr; i++) {
@@ -140,7 +180,7 @@ static void on_srv(struct dns_ctx *ctx, struct dns_rr_srv *rr, void *data)
 static void on_addrs(struct rs_query *q, int status, int family, const void *addrs, int n,
                      unsigned ttl)
 {
-    struct rs_dns_result res = {.outcome = RS_DNS_NODATA};
+    struct rs_dns_result res = {.outcome = RS_DNS_NODATA, .ttl = q->negative_ttl};
     char(*text)[INET6_ADDRSTRLEN] = NULL;
     const char **list = NULL;
     if (status != 0) {
@@ -183,7 +223,7 @@ int rs_dns_query(struct rs_dns *d, enum rs_dns_type type, const char *name, rs_d
                  void *arg)
 {
     struct rs_query *q = xcalloc(1, sizeof(*q));
-    *q = (struct rs_query){.d = d, .type = type, .fn = fn, .arg = arg};
+    *q = (struct rs_query){.d = d, .type = type, .fn = fn, .arg = arg, .negative_ttl = -1};
     struct dns_query *dq = NULL;
     char srvname[RS_MAX_DOMAIN + 32];
     switch (type) {

@@ -25,7 +25,8 @@ struct rs_lookup {
     bool fallback;         /* no SRV: the domain's own addresses on 5269 */
     bool srv_dot;          /* a service said "." */
     bool seen_timeout, seen_servfail, seen_nxdomain;
-    long ttl; /* the smallest TTL of the records used; -1 none yet */
+    long ttl;          /* the smallest TTL of the records used; -1 none yet */
+    long negative_ttl; /* the smallest TTL of the negative replies and "."; -1 none */
 };
 
 /* What a query's callback needs to know. */
@@ -43,6 +44,12 @@ static void note_ttl(struct rs_lookup *lk, long ttl)
 {
     if (lk->ttl < 0 || ttl < lk->ttl)
         lk->ttl = ttl;
+}
+
+static void note_negative(struct rs_lookup *lk, long ttl)
+{
+    if (ttl >= 0 && (lk->negative_ttl < 0 || ttl < lk->negative_ttl))
+        lk->negative_ttl = ttl;
 }
 
 static void note_failure(struct rs_lookup *lk, enum rs_dns_outcome o)
@@ -74,12 +81,14 @@ static void on_srv(struct rs_lookup *lk, enum rs_tls tls, const struct rs_dns_re
         /* NXDOMAIN of _xmpp-server._tcp.D says nothing of D itself */
         if (res->outcome == RS_DNS_TIMEOUT || res->outcome == RS_DNS_SERVFAIL)
             note_failure(lk, res->outcome);
+        else
+            note_negative(lk, res->ttl);
         return;
     }
     /* RFC 2782: a single record with target "." means no service here */
     if (res->nsrv == 1 && strcmp(res->srv[0].host, ".") == 0) {
         lk->srv_dot = true;
-        note_ttl(lk, res->ttl);
+        note_negative(lk, res->ttl);
         return;
     }
     note_ttl(lk, res->ttl);
@@ -97,6 +106,7 @@ static void on_addrs(struct rs_lookup *lk, const char *host, const struct rs_dns
 {
     if (res->outcome != RS_DNS_RECORDS) {
         note_failure(lk, res->outcome);
+        note_negative(lk, res->ttl);
         return;
     }
     note_ttl(lk, res->ttl);
@@ -115,8 +125,8 @@ static void on_result(void *arg, const struct rs_dns_result *res)
     struct rs_qarg *qa = arg;
     struct rs_lookup *lk = qa->lk;
     static const char *const outcomes[] = {"records", "nodata", "nxdomain", "servfail", "timeout"};
-    log_debug(&lk->r->lc, "%s: query %d for %s: %s (%zu)", lk->domain, (int)qa->type, qa->host,
-              outcomes[res->outcome], res->nsrv + res->naddrs);
+    log_debug(&lk->r->lc, "%s: query %d for %s: %s (%zu, ttl %ld)", lk->domain, (int)qa->type,
+              qa->host, outcomes[res->outcome], res->nsrv + res->naddrs, res->ttl);
     lk->pending--;
     if (qa->type == RS_DNS_SRV_XMPPS || qa->type == RS_DNS_SRV_XMPP)
         on_srv(lk, qa->type == RS_DNS_SRV_XMPPS ? RS_TLS_DIRECT : RS_TLS_STARTTLS, res);
@@ -190,8 +200,9 @@ static void conclude(struct rs_lookup *lk)
         ans->status = RS_STATUS_NO_SERVICE;
     if (ans->status == RS_STATUS_TIMEOUT || ans->status == RS_STATUS_SERVFAIL)
         ans->ttl = seconds(cfg->failure_ttl_ms);
-    else
-        ans->ttl = clamp_ttl(cfg, seconds(cfg->negative_ttl_ms));
+    else /* the servers' own negative TTL (SOA), else the configured one */
+        ans->ttl = clamp_ttl(cfg, lk->negative_ttl >= 0 ? lk->negative_ttl
+                                                        : seconds(cfg->negative_ttl_ms));
 }
 
 static void waiter_free(struct rs_waiter *w)
@@ -241,6 +252,7 @@ int rs_lookup_request(struct resolver *r, const char *domain, struct rs_waiter *
         lk->domain = xstrdup(domain);
         lk->ans = rs_answer_new();
         lk->ttl = -1;
+        lk->negative_ttl = -1;
         hmap_put(r->lookups, domain, lk);
         query(lk, RS_DNS_SRV_XMPPS, domain);
         query(lk, RS_DNS_SRV_XMPP, domain);

@@ -64,7 +64,7 @@ struct resolver_cfg {
     long attempts;
     long cache_size; /* answers kept; 0 disables the cache */
     long min_ttl_ms, max_ttl_ms;
-    long negative_ttl_ms; /* nxdomain and no-service */
+    long negative_ttl_ms; /* nxdomain and no-service, when DNS gives no SOA */
     long failure_ttl_ms;  /* servfail and timeout; 0 = never cached */
     long max_pending;     /* requests waiting for DNS at once */
     struct rs_static_cfg *statics;
@@ -198,7 +198,8 @@ struct rs_srv {
 /* The result of one query; records only with RS_DNS_RECORDS. */
 struct rs_dns_result {
     enum rs_dns_outcome outcome;
-    long ttl; /* seconds: the smallest TTL of the records */
+    long ttl; /* seconds: the smallest TTL of the records; for NODATA and
+               * NXDOMAIN the SOA's negative TTL (RFC 2308), -1 without one */
     const struct rs_srv *srv;
     size_t nsrv;
     const char *const *addrs; /* numeric A or AAAA */

@@ -2,7 +2,7 @@
 """DNS servers for tests, on a loopback address and a free port, that never
 send anything off the machine.
 
-    from dnsfix import DnsServer, Srv, ServfailServer, SilentServer
+    from dnsfix import DnsServer, Srv, ServfailServer, SilentServer, NxdomainServer
 
     dns = DnsServer(srv=[Srv("_xmpp-server._tcp.b.test", "xmpp.b.test", 5269)],
                     hosts={"xmpp.b.test": ["127.0.0.2", "::2"]}, ttl=300)
@@ -17,11 +17,14 @@ service). ttl is the TTL of every record. stop() and start() again keep the
 same address and port, so a test can take the server away and bring it back.
 
 ServfailServer answers SERVFAIL to every query; SilentServer reads queries
-and never answers. Both have the same start() -> (address, port) / stop()."""
+and never answers; NxdomainServer(ttl, minimum) answers NXDOMAIN with an SOA
+of that TTL and MINIMUM in the authority section (dnsmasq's --local answers
+carry none). All have the same start() -> (address, port) / stop()."""
 
 import os
 import random
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -189,3 +192,28 @@ class ServfailServer(_UdpServer):
 
 class SilentServer(_UdpServer):
     """Reads queries and never answers: the resolver times out."""
+
+
+def _name(text):
+    return b"".join(bytes([len(label)]) + label.encode() for label in text.split(".")) + b"\0"
+
+
+class NxdomainServer(_UdpServer):
+    """Answers every query NXDOMAIN, with an SOA (RFC 2308 negative caching)."""
+
+    def __init__(self, ttl=600, minimum=45):
+        super().__init__()
+        self.ttl, self.minimum = ttl, minimum
+
+    def answer(self, data):
+        if len(data) < 12:
+            return None
+        end = 12
+        while end < len(data) and data[end] != 0:
+            end += data[end] + 1
+        question = data[12:end + 5]
+        rdata = (_name("ns.test") + _name("hostmaster.test")
+                 + struct.pack("!IIIII", 1, 3600, 600, 86400, self.minimum))
+        soa = (_name("test") + struct.pack("!HHIH", 6, 1, self.ttl, len(rdata)) + rdata)
+        flags = bytes([0x80 | (data[2] & 0x79), 0x80 | 3])  # QR, RA, NXDOMAIN
+        return data[:2] + flags + b"\x00\x01\x00\x00\x00\x01\x00\x00" + question + soa

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from dnsfix import DnsServer, ServfailServer, SilentServer, Srv
+from dnsfix import DnsServer, NxdomainServer, ServfailServer, SilentServer, Srv
 from harness import (NS_COMP, NS_STANZAS, Daemon, Deployment, binary, component, q, secret,
                      wait_log)
 
@@ -294,6 +294,16 @@ class Servfail(ResolverCase):
         self.assertLess(time.time() - t0, 3, "a SERVFAIL must not wait for the timeout")
         self.assertEqual(self.resolve("b.test").get("source"), "dns")
         self.assertGreater(self.dns.queries, 0)
+
+
+class NegativeSoa(ResolverCase):
+    DNS = staticmethod(lambda: NxdomainServer(ttl=600, minimum=45))
+
+    def test_nxdomain_ttl_comes_from_the_soa(self):
+        res = self.resolve("gone.test")
+        self.assertEqual((res.get("status"), res.get("ttl")), ("nxdomain", "45"))
+        again = self.resolve("gone.test")
+        self.assertEqual(again.get("source"), "cache")
 
 
 class Timeout(ResolverCase):
