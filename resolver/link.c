@@ -100,8 +100,7 @@ static void on_resolve(struct resolver *r, const struct xml_node *iq, const stru
         reply_error(r, iq, XMPP_COND_BAD_REQUEST, why);
         return;
     }
-    struct rs_waiter w = {(char *)from, (char *)xml_attr_get(iq, "to"),
-                          (char *)xml_attr_get(iq, "id")};
+    struct rs_waiter w = {from, xml_attr_get(iq, "to"), xml_attr_get(iq, "id")};
     struct rs_answer *st = rs_static_answer(r, norm);
     if (st != NULL) {
         r->stats.static_hits++;
@@ -123,9 +122,9 @@ static void on_resolve(struct resolver *r, const struct xml_node *iq, const stru
         log_warn(&r->lc, "%s: %zu requests wait for DNS already; refused the one from %s", norm,
                  r->npending, from);
         reply_error(r, iq, XMPP_COND_RESOURCE_CONSTRAINT, "too many requests in flight");
-        free(owned.requester);
-        free(owned.self);
-        free(owned.id);
+        free((char *)owned.requester);
+        free((char *)owned.self);
+        free((char *)owned.id);
     }
 }
 

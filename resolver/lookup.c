@@ -207,9 +207,9 @@ static void conclude(struct rs_lookup *lk)
 
 static void waiter_free(struct rs_waiter *w)
 {
-    free(w->requester);
-    free(w->self);
-    free(w->id);
+    free((char *)w->requester);
+    free((char *)w->self);
+    free((char *)w->id);
 }
 
 static void lookup_free(struct rs_lookup *lk)

@@ -122,11 +122,12 @@ void rs_order(const struct rs_answer *ans, size_t *order_r);
 
 /* ---- the context -------------------------------------------------------- */
 
-/* A request waiting for a lookup: who asked, with which iq id. */
+/* Who asked, with which iq id. Borrowed strings while a request is
+ * answered at once; heap copies owned by the lookup while it waits. */
 struct rs_waiter {
-    char *requester; /* the iq's from: the answer's to */
-    char *self;      /* the iq's to: the answer's from */
-    char *id;
+    const char *requester; /* the iq's from: the answer's to */
+    const char *self;      /* the iq's to: the answer's from (may be NULL) */
+    const char *id;        /* may be NULL */
 };
 
 struct rs_stats {
@@ -152,7 +153,7 @@ struct resolver {
 int rs_link_start(struct resolver *r, struct err *err) PL_WARN_UNUSED;
 /* Sends the answer for domain to one waiter (source "dns", "cache" or
  * "static"); ttl is what the waiter is told. */
-void rs_reply_answer(struct resolver *r, const struct rs_waiter *w, const char *domain,
+void rs_reply_answer(struct resolver *r, const struct rs_waiter *to, const char *domain,
                      const struct rs_answer *ans, long ttl, const char *source);
 
 /* request.c: checking a requested domain */
