@@ -154,3 +154,58 @@ self_signed() {
         --outfile "$d/$name.crt" 2>/dev/null
     cat "$d/$name.crt" "$d/$name.key" >"$d/$name.pem"
 }
+
+# bench_tmp NAME: a temporary folder in $tmp, and an EXIT trap that stops every process in $pids
+# (last started first) and removes the folder, unless $keep is 1.
+bench_tmp() {
+    tmp=$(mktemp -d "/tmp/parley-$1-bench.XXXXXX")
+    pids=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+bench_cleanup() {
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
+    if [ "${keep:-0}" = 1 ]; then
+        echo "# kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+
+# Side-by-side results: each workload LABEL wrote $tmp/LABEL.out (with a RESULT line of
+# key=value words) and $tmp/LABEL.rc (its exit code).
+# field LABEL KEY: a value from the RESULT line of LABEL's output.
+field() {
+    [ -f "$tmp/$1.out" ] || return 0
+    sed -n 's/^RESULT //p' "$tmp/$1.out" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+# ok LABEL: the run finished with exit code 0.
+ok() {
+    [ -f "$tmp/$1.rc" ] && [ "$(cat "$tmp/$1.rc")" = 0 ]
+}
+
+ratio() {
+    if [ -n "$1" ] && [ -n "$2" ]; then
+        awk -v p="$1" -v j="$2" 'BEGIN { if (j > 0) printf "%.2f", p / j; else print "-" }'
+    else
+        echo "-"
+    fi
+}
+
+# row TITLE WORKLOAD KEY: Parley, jabberd2 and the ratio; a run that failed is marked with "!".
+row() {
+    local p j pm="" jm=""
+    p=$(field "parley-$2" "$3")
+    j=$(field "jabberd2-$2" "$3")
+    ok "parley-$2" || pm="!"
+    ok "jabberd2-$2" || jm="!"
+    printf '%-44s %12s %12s %8s\n' "$1" "${p:--}$pm" "${j:--}$jm" "$(ratio "$p" "$j")"
+}
+

@@ -81,23 +81,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((idle + login_users
     exit 1
 fi
 
-tmp=$(mktemp -d /tmp/parley-c2s-bench.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill "${pids[i]}" 2>/dev/null || true
-        wait "${pids[i]}" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then
-        echo "# kept $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp c2s
 
 # stop PID: SIGTERM, then wait for it, and forget it.
 stop() {
@@ -235,35 +219,6 @@ jabberd2_run() {
     for p in $srv; do
         stop "$p"
     done
-}
-
-# field LABEL KEY: a value from the RESULT line of LABEL's output.
-field() {
-    [ -f "$tmp/$1.out" ] || return 0
-    sed -n 's/^RESULT //p' "$tmp/$1.out" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
-}
-
-# ok LABEL: the run finished with exit code 0.
-ok() {
-    [ -f "$tmp/$1.rc" ] && [ "$(cat "$tmp/$1.rc")" = 0 ]
-}
-
-ratio() {
-    if [ -n "$1" ] && [ -n "$2" ]; then
-        awk -v p="$1" -v j="$2" 'BEGIN { if (j > 0) printf "%.2f", p / j; else print "-" }'
-    else
-        echo "-"
-    fi
-}
-
-# row TITLE WORKLOAD KEY: Parley, jabberd2 and the ratio; a run that failed is marked with "!".
-row() {
-    local p j pm="" jm=""
-    p=$(field "parley-$2" "$3")
-    j=$(field "jabberd2-$2" "$3")
-    ok "parley-$2" || pm="!"
-    ok "jabberd2-$2" || jm="!"
-    printf '%-44s %12s %12s %8s\n' "$1" "${p:--}$pm" "${j:--}$jm" "$(ratio "$p" "$j")"
 }
 
 echo "# c2s benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs; servers on CPU 0, c2s_bench on CPU 1"

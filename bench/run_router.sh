@@ -51,24 +51,7 @@ if [ ! -x "$parley_router" ] || [ ! -x "$router_bench" ]; then
     (cd "$root" && cmake --preset release >/dev/null && cmake --build build/release -j2 >/dev/null)
 fi
 
-tmp=$(mktemp -d /tmp/parley-bench.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-    local i pid
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # the generator before the router
-        pid=${pids[i]}
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then
-        echo "# kept $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp router
 
 # Component names, as router_bench derives them for --pairs.
 names() {
@@ -198,12 +181,6 @@ EOF
     run_load jabberd2 "$pid" "$port" "$s" "$s" || rc=$?
     stop "$pid"
     return $rc
-}
-
-# field LABEL KEY: a value from the RESULT line of LABEL's output.
-field() {
-    [ -f "$tmp/$1.out" ] || return 0
-    sed -n 's/^RESULT //p' "$tmp/$1.out" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
 # verdict LABEL RC: how far to trust LABEL's numbers.
