@@ -66,37 +66,38 @@ static void on_timer_request(struct dns_ctx *ctx, int timeout, void *arg)
     evtimer_add(d->timer, &tv);
 }
 
-/* RFC 2308 §5: a negative reply stays valid for the smaller of its SOA's
- * TTL and MINIMUM. Returns that from the authority section, or -1 when the
- * reply has no SOA or is malformed. (udns.h names dns_skipdn's parameters
- * (end, cur), but the library takes (cur, end).) */
-static long soa_negative_ttl(dnscc_t *pkt, int plen)
+/* udns.h names dns_skipdn's parameters (end, cur), but the library takes
+ * (cur, end). */
+long rs_dns_negative_ttl(const unsigned char *pkt, size_t len)
 {
-    dnscc_t *end = pkt + plen, *cur = dns_payload(pkt);
+    if (len < DNS_HSIZE)
+        return -1;
+    dnscc_t *end = pkt + len, *cur = dns_payload(pkt);
     unsigned nan = dns_numan(pkt), nrr = nan + dns_numns(pkt);
     for (unsigned i = 0; i < dns_numqd(pkt); i++) {
         cur = dns_skipdn(cur, end);
-        if (cur == NULL || cur + 4 > end)
+        if (cur == NULL || end - cur < 4)
             return -1;
-        cur += 4;
+        cur += 4; /* type, class */
     }
     for (unsigned i = 0; i < nrr; i++) {
         cur = dns_skipdn(cur, end);
-        if (cur == NULL || cur + 10 > end)
+        if (cur == NULL || end - cur < 10)
             return -1;
-        unsigned type = dns_get16(cur), ttl = dns_get32(cur + 4), len = dns_get16(cur + 8);
+        unsigned type = dns_get16(cur), ttl = dns_get32(cur + 4), rdlen = dns_get16(cur + 8);
         cur += 10;
-        if (cur + len > end)
+        if ((size_t)(end - cur) < rdlen)
             return -1;
         if (i >= nan && type == DNS_T_SOA) {
-            dnscc_t *r = dns_skipdn(cur, end);         /* MNAME */
-            r = r != NULL ? dns_skipdn(r, end) : NULL; /* RNAME */
-            if (r == NULL || r + 20 > cur + len)
+            dnscc_t *rend = cur + rdlen;
+            dnscc_t *r = dns_skipdn(cur, rend);         /* MNAME */
+            r = r != NULL ? dns_skipdn(r, rend) : NULL; /* RNAME */
+            if (r == NULL || rend - r < 20)
                 return -1;
             unsigned minimum = dns_get32(r + 16); /* after serial, refresh, retry, expire */
             return (long)(ttl < minimum ? ttl : minimum);
         }
-        cur += len;
+        cur += rdlen;
     }
     return -1;
 }
@@ -115,7 +116,7 @@ static void on_packet(int code, const struct sockaddr *sa, unsigned salen, dnscc
     if (rcode == DNS_R_SERVFAIL || rcode == DNS_R_REFUSED || rcode == DNS_R_NOTIMPL)
         rq->refused = true;
     else if (rcode == DNS_R_NXDOMAIN || (rcode == DNS_R_NOERROR && dns_numan(pkt) == 0))
-        rq->negative_ttl = soa_negative_ttl(pkt, plen);
+        rq->negative_ttl = rs_dns_negative_ttl(pkt, (size_t)plen);
 }
 
 static void query_unlink(struct rs_query *q)

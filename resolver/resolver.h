@@ -210,6 +210,10 @@ struct rs_dns_result {
 /* Called once per query with its result, which lives until it returns. */
 typedef void rs_dns_fn(void *arg, const struct rs_dns_result *res);
 
+/* RFC 2308 §5: a negative reply stays valid for the smaller of its SOA's
+ * TTL and MINIMUM. Returns that from the authority section of the DNS
+ * message pkt (len bytes), or -1 when it has no SOA or is malformed. */
+long rs_dns_negative_ttl(const unsigned char *pkt, size_t len);
 /* Opens a udns context on r's loop with the configured nameservers (or
  * those of /etc/resolv.conf). Returns NULL with err. */
 struct rs_dns *rs_dns_new(struct resolver *r, struct err *err);

@@ -186,12 +186,111 @@ static void test_cache(void **state)
     assert_null(c);
 }
 
+/* A DNS reply for gone.test with the given counts, then the question, then
+ * `an` A records and `ns` SOA records (TTL ttl, MINIMUM minimum); owner
+ * names compressed when compress is set. Returns its length. */
+static size_t reply(unsigned char *p, int rcode, unsigned an, unsigned ns, unsigned ttl,
+                    unsigned minimum, bool compress)
+{
+    static const unsigned char qname[] = "\4gone\4test";
+    static const unsigned char rdata_names[] = "\2ns\4test\0\12hostmaster\4test";
+    size_t n = 0;
+    const unsigned char head[12] = {0x12, 0x34,
+                                    0x81, (unsigned char)(0x80 | rcode),
+                                    0,    1,
+                                    0,    (unsigned char)an,
+                                    0,    (unsigned char)ns,
+                                    0,    0};
+    memcpy(p, head, sizeof(head));
+    n = sizeof(head);
+    memcpy(p + n, qname, sizeof(qname)); /* with its final zero */
+    n += sizeof(qname);
+    const unsigned char typecls[4] = {0, 1, 0, 1};
+    memcpy(p + n, typecls, 4);
+    n += 4;
+    for (unsigned i = 0; i < an + ns; i++) {
+        bool soa = i >= an;
+        if (compress) {
+            p[n++] = 0xc0;
+            p[n++] = 12;
+        } else {
+            memcpy(p + n, qname, sizeof(qname));
+            n += sizeof(qname);
+        }
+        size_t rdlen = soa ? sizeof(rdata_names) + 20 : 4;
+        const unsigned char rr[10] = {0,
+                                      soa ? 6 : 1,
+                                      0,
+                                      1,
+                                      (unsigned char)(ttl >> 24),
+                                      (unsigned char)(ttl >> 16),
+                                      (unsigned char)(ttl >> 8),
+                                      (unsigned char)ttl,
+                                      0,
+                                      (unsigned char)rdlen};
+        memcpy(p + n, rr, sizeof(rr));
+        n += sizeof(rr);
+        if (!soa) {
+            const unsigned char a[4] = {192, 0, 2, 1};
+            memcpy(p + n, a, 4);
+            n += 4;
+            continue;
+        }
+        memcpy(p + n, rdata_names, sizeof(rdata_names));
+        n += sizeof(rdata_names);
+        memset(p + n, 0, 16); /* serial, refresh, retry, expire */
+        n += 16;
+        p[n++] = (unsigned char)(minimum >> 24);
+        p[n++] = (unsigned char)(minimum >> 16);
+        p[n++] = (unsigned char)(minimum >> 8);
+        p[n++] = (unsigned char)minimum;
+    }
+    return n;
+}
+
+struct soa_row {
+    int rcode;
+    unsigned an, ns, ttl, minimum;
+    bool compress;
+    long want;
+};
+
+/* RFC 2308: the smaller of the SOA's TTL and MINIMUM, only from the
+ * authority section; and no read past the end of a truncated reply (ASan). */
+static void test_negative_ttl(void **state)
+{
+    (void)state;
+    const struct soa_row rows[] = {
+        {3, 0, 1, 600, 45, false, 45}, {3, 0, 1, 30, 45, false, 30},  {0, 0, 1, 600, 45, true, 45},
+        {3, 0, 0, 600, 45, false, -1}, {0, 1, 0, 600, 45, false, -1}, {0, 2, 1, 20, 900, true, 20},
+    };
+    for (size_t i = 0; i < PL_ARRAY_LEN(rows); i++) {
+        const struct soa_row *r = &rows[i];
+        unsigned char pkt[512];
+        size_t n = reply(pkt, r->rcode, r->an, r->ns, r->ttl, r->minimum, r->compress);
+        if (rs_dns_negative_ttl(pkt, n) != r->want)
+            fail_msg("row %zu: got %ld, want %ld", i, rs_dns_negative_ttl(pkt, n), r->want);
+        for (size_t cut = 0; cut < n; cut++) {
+            unsigned char *copy = malloc(cut ? cut : 1); /* exact size: ASan sees overreads */
+            memcpy(copy, pkt, cut);
+            long got = rs_dns_negative_ttl(copy, cut);
+            free(copy);
+            assert_true(got == -1 || got == r->want);
+        }
+    }
+    /* every length of a reply with an SOA but the full one lacks its SOA */
+    unsigned char pkt[512];
+    size_t n = reply(pkt, 3, 0, 1, 600, 45, false);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_equal(rs_dns_negative_ttl(pkt, cut), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_domain_check),  cmocka_unit_test(test_order_by_priority),
         cmocka_unit_test(test_order_weights), cmocka_unit_test(test_addresses_ipv4_first),
-        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache),         cmocka_unit_test(test_negative_ttl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
