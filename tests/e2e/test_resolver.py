@@ -326,6 +326,23 @@ class Timeout(ResolverCase):
         self.resolver.stop()  # requires exit code 0 and a clean log
 
 
+class MaxPending(ResolverCase):
+    DNS = SilentServer
+    RESOLVER = "{ns}<timeout>1s</timeout><attempts>1</attempts><max-pending>1</max-pending>"
+
+    def test_requests_beyond_max_pending_get_resource_constraint(self):
+        self.s2s.send(f"<iq type='get' id='p1' from='s2s' to='resolver'>"
+                      f"<resolve xmlns='{NS_RES}' domain='one.test'/></iq>")
+        wait_log(self.resolver, "one.test: new lookup")
+        refused = self.ask(f"<resolve xmlns='{NS_RES}' domain='two.test'/>")
+        self.assert_error(refused, "resource-constraint")
+        first = self.s2s.expect(IQ, timeout=15, pred=lambda e: e.get("id") == "p1")
+        self.assertEqual(first.find(q("resolved", NS_RES)).get("status"), "timeout")
+        # the slot is free again
+        self.assertEqual(self.resolve("two.test").get("status"), "timeout")
+        wait_log(self.resolver, r"warn: .*requests wait for DNS already; refused the one from s2s")
+
+
 class Static(ResolverCase):
     DNS = SilentServer  # any DNS query would time out
     EXPECT_ERRORS = (r"reload: .*static domain='x\.\.test'.*keeping the running",)
