@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "jid_private.h"
 
 /* Raw parts longer than this are refused before any Unicode work, so a huge
  * input costs nothing; normalisation can shrink a part, so the limit on the
@@ -416,7 +417,10 @@ static int append_label(struct buf *out, const char *l, size_t n, struct err *er
     uint8_t *alabel = NULL;
     int rc = -1;
     if (ascii) {
-        low = xstrndup(l, n);
+        /* not xstrndup: a NUL byte in the label must reach check_ldh */
+        low = xmalloc(n + 1);
+        memcpy(low, l, n);
+        low[n] = '\0';
         for (size_t i = 0; i < n; i++) {
             if (low[i] >= 'A' && low[i] <= 'Z')
                 low[i] = (char)(low[i] - 'A' + 'a');
@@ -552,7 +556,127 @@ out:
     return rc;
 }
 
-int jid_parse(struct arena *a, const char *s, size_t len, struct jid *jid_r, struct err *err)
+/* ---- the ASCII fast path ---------------------------------------------------
+ * Nearly every JID on the wire is short ASCII. For the inputs accepted here
+ * the PRECIS and IDNA steps above reduce to ASCII lower-casing (localpart,
+ * domain labels) or the identity (resourcepart), so each part is copied
+ * directly. Anything else (non-ASCII, controls, forbidden characters, A-labels,
+ * IP literals, a trailing dot, bad lengths) returns false and takes the full
+ * path, which alone produces errors: results and error texts are the same by
+ * construction, and tests/unit/test_jid.c checks it against the full path. */
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Printable ASCII without space and without RFC 7622's forbidden
+ * characters is PVALID in the IdentifierClass, has no width or case mapping
+ * beyond A-Z and cannot trigger the bidi rule. */
+static bool fast_local(struct arena *a, const char *s, size_t len, const char **out_r)
+{
+    if (len == 0 || len > JID_PART_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '&' || c == '\'' || c == '/' || c == ':' ||
+            c == '<' || c == '>' || c == '@')
+            return false;
+    }
+    char *p = arena_alloc(a, len + 1);
+    for (size_t i = 0; i < len; i++)
+        p[i] = ascii_lower(s[i]);
+    *out_r = p;
+    return true;
+}
+
+/* Space and printable ASCII are PVALID in the FreeformClass and NFC leaves
+ * them alone. */
+static bool fast_resource(struct arena *a, const char *s, size_t len, const char **out_r)
+{
+    if (len == 0 || len > JID_PART_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e)
+            return false;
+    }
+    *out_r = arena_strndup(a, s, len);
+    return true;
+}
+
+/* One NR-LDH label: 1..63 letters, digits and hyphens, no hyphen at either
+ * end, nothing in positions 3-4 that could make it an A-label or reserved. */
+static bool fast_label(const char *l, size_t n)
+{
+    if (n == 0 || n > 63 || l[0] == '-' || l[n - 1] == '-')
+        return false;
+    if (n >= 4 && l[2] == '-' && l[3] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)l[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A domain of NR-LDH labels that is not an IPv4 literal (some label has a
+ * character other than a digit) and has no trailing dot. */
+static bool fast_domain(struct arena *a, const char *s, size_t len, const char **out_r)
+{
+    if (len == 0 || len > JID_PART_MAX)
+        return false;
+    bool only_digits = true;
+    for (const char *l = s, *end = s + len;;) {
+        const char *dot = memchr(l, '.', (size_t)(end - l));
+        const char *lend = dot ? dot : end;
+        if (!fast_label(l, (size_t)(lend - l)))
+            return false;
+        for (const char *q = l; q < lend && only_digits; q++)
+            only_digits = *q >= '0' && *q <= '9';
+        if (dot == NULL)
+            break;
+        l = dot + 1;
+    }
+    /* digits and dots only: the full path decides whether it is an IPv4
+     * literal (a lone label of digits is an ordinary name, but rare). */
+    if (only_digits)
+        return false;
+    char *p = arena_alloc(a, len + 1);
+    for (size_t i = 0; i < len; i++)
+        p[i] = ascii_lower(s[i]);
+    *out_r = p;
+    return true;
+}
+
+static int parse_local(struct arena *a, const char *s, size_t len, const char **out_r,
+                       struct err *err, bool fast)
+{
+    if (fast && fast_local(a, s, len, out_r))
+        return 0;
+    return prep_local(a, s, len, out_r, err);
+}
+
+static int parse_domain(struct arena *a, const char *s, size_t len, const char **out_r,
+                        struct err *err, bool fast)
+{
+    if (fast && fast_domain(a, s, len, out_r))
+        return 0;
+    return prep_domain(a, s, len, out_r, err);
+}
+
+static int parse_resource(struct arena *a, const char *s, size_t len, const char **out_r,
+                          struct err *err, bool fast)
+{
+    if (fast && fast_resource(a, s, len, out_r))
+        return 0;
+    return prep_resource(a, s, len, out_r, err);
+}
+
+static int parse(struct arena *a, const char *s, size_t len, struct jid *jid_r, struct err *err,
+                 bool fast)
 {
     /* RFC 7622 §3.1: the resource starts at the first '/', the localpart
      * ends at the first '@' before it. */
@@ -565,18 +689,28 @@ int jid_parse(struct arena *a, const char *s, size_t len, struct jid *jid_r, str
 
     if (at != NULL && at == s)
         return malformed(err, "localpart is empty");
-    if (at != NULL && prep_local(a, s, (size_t)(at - s), &j.local, err) < 0)
+    if (at != NULL && parse_local(a, s, (size_t)(at - s), &j.local, err, fast) < 0)
         return -1;
-    if (prep_domain(a, dom, (size_t)(bare_end - dom), &j.domain, err) < 0)
+    if (parse_domain(a, dom, (size_t)(bare_end - dom), &j.domain, err, fast) < 0)
         return -1;
     if (slash != NULL) {
         if (slash + 1 == end)
             return malformed(err, "resourcepart is empty");
-        if (prep_resource(a, slash + 1, (size_t)(end - slash - 1), &j.resource, err) < 0)
+        if (parse_resource(a, slash + 1, (size_t)(end - slash - 1), &j.resource, err, fast) < 0)
             return -1;
     }
     *jid_r = j;
     return 0;
+}
+
+int jid_parse(struct arena *a, const char *s, size_t len, struct jid *jid_r, struct err *err)
+{
+    return parse(a, s, len, jid_r, err, true);
+}
+
+int jid_parse_full(struct arena *a, const char *s, size_t len, struct jid *jid_r, struct err *err)
+{
+    return parse(a, s, len, jid_r, err, false);
 }
 
 int jid_parse_str(struct arena *a, const char *s, struct jid *jid_r, struct err *err)
@@ -584,15 +718,38 @@ int jid_parse_str(struct arena *a, const char *s, struct jid *jid_r, struct err 
     return jid_parse(a, s, strlen(s), jid_r, err);
 }
 
+/* Hot on every stanza: plain copies instead of a printf format. */
+static char *format(struct arena *a, const struct jid *j, bool full)
+{
+    size_t ll = j->local ? strlen(j->local) : 0;
+    size_t dl = strlen(j->domain);
+    size_t rl = full && j->resource ? strlen(j->resource) : 0;
+    char *out = arena_alloc(a, ll + 1 + dl + 1 + rl + 1);
+    char *p = out;
+    if (j->local != NULL) {
+        memcpy(p, j->local, ll);
+        p += ll;
+        *p++ = '@';
+    }
+    memcpy(p, j->domain, dl);
+    p += dl;
+    if (full && j->resource != NULL) {
+        *p++ = '/';
+        memcpy(p, j->resource, rl);
+        p += rl;
+    }
+    *p = '\0';
+    return out;
+}
+
 char *jid_full(struct arena *a, const struct jid *j)
 {
-    return arena_printf(a, "%s%s%s%s%s", j->local ? j->local : "", j->local ? "@" : "", j->domain,
-                        j->resource ? "/" : "", j->resource ? j->resource : "");
+    return format(a, j, true);
 }
 
 char *jid_bare(struct arena *a, const struct jid *j)
 {
-    return arena_printf(a, "%s%s%s", j->local ? j->local : "", j->local ? "@" : "", j->domain);
+    return format(a, j, false);
 }
 
 static bool part_eq(const char *x, const char *y)

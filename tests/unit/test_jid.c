@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for jid: a table of valid and invalid JIDs with their normal
  * forms or the part the error names, part-length boundaries, comparison and
- * formatting. */
+ * formatting; the ASCII fast path checked against the full PRECIS/IDNA path
+ * on the table, on edge cases and on random input. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include "arena.h"
 #include "err.h"
 #include "jid.h"
+#include "jid_private.h"
 
 struct jid_case {
     const char *input;
@@ -212,6 +214,10 @@ static void test_parse_len(void **state)
     assert_int_equal(jid_parse(a, nul_res, sizeof(nul_res) - 1, &j, &err), -1);
     assert_string_equal(err.text, "resourcepart contains forbidden character U+0000");
 
+    static const char nul_dom[] = "u@a\0b.example";
+    assert_int_equal(jid_parse(a, nul_dom, sizeof(nul_dom) - 1, &j, &err), -1);
+    assert_string_equal(err.text, "domainpart contains forbidden character U+0000");
+
     /* err may be NULL */
     assert_int_equal(jid_parse_str(a, "@d", &j, NULL), -1);
     assert_int_equal(jid_parse_str(a, "a b@d", &j, NULL), -1);
@@ -363,12 +369,233 @@ static void test_idempotent(void **state)
     arena_free(&a);
 }
 
+/* jid_parse (fast path first) and jid_parse_full (PRECIS and IDNA only)
+ * agree on s: both fail with the same text, or give the same JID. */
+static void assert_same(struct arena *a, const char *s, size_t len)
+{
+    struct jid jf = {NULL, "untouched", NULL}, js = {NULL, "untouched", NULL};
+    struct err ef = {XMPP_COND_NONE, ""}, es = {XMPP_COND_NONE, ""};
+    int rf = jid_parse(a, s, len, &jf, &ef);
+    int rs = jid_parse_full(a, s, len, &js, &es);
+    if (rf != rs)
+        fail_msg("\"%.*s\": fast %d (%s), full %d (%s)", (int)len, s, rf, ef.text, rs, es.text);
+    if (rf < 0) {
+        assert_int_equal(ef.cond, es.cond);
+        assert_string_equal(ef.text, es.text);
+        assert_string_equal(jf.domain, "untouched");
+        return;
+    }
+    if ((jf.local == NULL) != (js.local == NULL) || (jf.resource == NULL) != (js.resource == NULL))
+        fail_msg("\"%.*s\": parts differ", (int)len, s);
+    const char *ff = jid_full(a, &jf), *fs = jid_full(a, &js);
+    if (strcmp(ff, fs) != 0)
+        fail_msg("\"%.*s\": fast \"%s\", full \"%s\"", (int)len, s, ff, fs);
+}
+
+static void test_fast_table(void **state)
+{
+    (void)state;
+    struct arena *a = arena_new(0);
+    for (size_t i = 0; i < PL_ARRAY_LEN(cases); i++) {
+        assert_same(a, cases[i].input, strlen(cases[i].input));
+        if (cases[i].want != NULL)
+            assert_same(a, cases[i].want, strlen(cases[i].want));
+    }
+    arena_free(&a);
+}
+
+static void test_fast_edges(void **state)
+{
+    (void)state;
+    static const char *const edges[] = {
+        "",
+        "@",
+        "/",
+        "@/",
+        "a@",
+        "@d",
+        "d/",
+        "a@d/",
+        "A@D/R",
+        "UPPER@CASE.ORG/Res",
+        "u@d.",
+        "u@d./r",
+        "u@.d",
+        "u@d..e",
+        "u@-d",
+        "u@d-",
+        "u@a-b",
+        "u@ab--c",
+        "u@xn--d",
+        "u@XN--bcher-kva.example",
+        "u@xn--",
+        "u@123",
+        "u@1.2.3.4",
+        "u@1.2.3.999",
+        "u@1.2.3",
+        "u@1a.2",
+        "u@[::1]",
+        "u@[::1",
+        "u@d_e",
+        "u@d e",
+        "u@d/ ",
+        "u@d/ a ",
+        "u@d/\t",
+        "u@d/\x7f",
+        "a b@d",
+        "a\"b@d",
+        "a&b@d",
+        "a'b@d",
+        "a:b@d",
+        "a<b@d",
+        "a>b@d",
+        "a\\b@d",
+        "a~!#$%^*()=+{}|;,?`b@d",
+        "u@d/~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./",
+        "\x01@d",
+        "u@d/\x01",
+        "\xC3\xA9@d",
+        "u@d/\xC3\xA9",
+        "u@\xC3\xA9.d",
+        "\xE2\x84\xAA@d",
+        "K@d",
+        "u\xEF\xBC\xA1@d",
+        "u@a\xE3\x80\x82"
+        "b",
+        "u@d/\xE3\x80\x80",
+        "\xFF@d",
+        "u@d/\xFF",
+        "u@\xFF",
+    };
+    struct arena *a = arena_new(0);
+    for (size_t i = 0; i < PL_ARRAY_LEN(edges); i++)
+        assert_same(a, edges[i], strlen(edges[i]));
+    /* lengths around the part limits, in both paths */
+    static const size_t lens[] = {1, 62, 63, 64, 1022, 1023, 1024, 1025, 5000};
+    for (size_t i = 0; i < PL_ARRAY_LEN(lens); i++) {
+        char *p = repeat(a, "x", lens[i]);
+        assert_same(a, arena_printf(a, "%s@d", p), lens[i] + 2);
+        assert_same(a, arena_printf(a, "d/%s", p), lens[i] + 2);
+        assert_same(a, p, lens[i]); /* one label of that length */
+        char *labels = repeat(a, "ab.", lens[i]);
+        labels[3 * lens[i] - 1] = '\0';
+        assert_same(a, labels, strlen(labels)); /* many short labels */
+    }
+    /* every byte value in every part, alone and between letters */
+    static const char *const around[][2] = {{"", "@d"},       {"x", "y@d"}, {"u@", ""},
+                                            {"u@x", "y.org"}, {"u@d/", ""}, {"u@d/x", "y"}};
+    for (unsigned c = 0; c < 256; c++) {
+        for (size_t f = 0; f < PL_ARRAY_LEN(around); f++) {
+            char b[16];
+            size_t n = strlen(around[f][0]);
+            memcpy(b, around[f][0], n);
+            b[n++] = (char)c;
+            memcpy(b + n, around[f][1], strlen(around[f][1]) + 1);
+            assert_same(a, b, n + strlen(around[f][1]));
+        }
+    }
+    /* the fast path must not read past len */
+    assert_same(a, "user@example.com/resXYZ", 20);
+    assert_same(a, "user@example.com/resXYZ", 16);
+    arena_free(&a);
+}
+
+/* A small deterministic generator, so a failure can be replayed. */
+static uint32_t next_rand(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static void test_fast_random(void **state)
+{
+    (void)state;
+    /* Mostly what the fast path accepts, plus every kind of byte that must
+     * send a part to the full path. */
+    static const char *const pieces[] = {
+        "a",
+        "z",
+        "A",
+        "Z",
+        "0",
+        "9",
+        "x",
+        "n",
+        "-",
+        "-",
+        "--",
+        ".",
+        ".",
+        "@",
+        "/",
+        " ",
+        "\"",
+        "&",
+        "'",
+        ":",
+        "<",
+        ">",
+        "[",
+        "]",
+        "\\",
+        "_",
+        "~",
+        "\x01",
+        "\x7f",
+        "\t",
+        "\xC3\xA9",
+        "\xC3\x89",
+        "\xE2\x84\xAA",
+        "\xEF\xBC\xA1",
+        "\xE3\x80\x82",
+        "\xC3\x9F",
+        "\xD7\x90",
+        "\xE2\x80\x8D",
+        "\xFF",
+        "xn--",
+        "1",
+        "2",
+    };
+    struct arena *a = arena_new(0);
+    uint32_t x = 0x9e3779b9u;
+    for (int iter = 0; iter < 40000; iter++) {
+        char s[96];
+        size_t len = 0;
+        size_t n = next_rand(&x) % 12;
+        for (size_t k = 0; k < n; k++) {
+            /* a quarter of the pieces are the plain letters most of the time */
+            size_t r = next_rand(&x);
+            size_t pi = (r & 3) ? (r >> 2) % 8 : (r >> 2) % PL_ARRAY_LEN(pieces);
+            size_t pl = strlen(pieces[pi]);
+            memcpy(s + len, pieces[pi], pl);
+            len += pl;
+        }
+        /* half of them shaped like local@domain/resource */
+        if (next_rand(&x) & 1) {
+            memcpy(s + len, "@Ex.org/R", 9);
+            len += 9;
+            if (next_rand(&x) & 1) {
+                memmove(s + 1, s, len);
+                s[0] = 'U';
+                len++;
+            }
+        }
+        assert_same(a, s, len);
+        if (iter % 1000 == 999)
+            arena_reset(a);
+    }
+    arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),      cmocka_unit_test(test_parse_len),
         cmocka_unit_test(test_boundaries), cmocka_unit_test(test_compare),
-        cmocka_unit_test(test_idempotent),
+        cmocka_unit_test(test_idempotent), cmocka_unit_test(test_fast_table),
+        cmocka_unit_test(test_fast_edges), cmocka_unit_test(test_fast_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
