@@ -2,11 +2,13 @@
 """The sm's IM features as a real client uses them: slixmpp clients with
 slixmpp's own plugins, through parley-c2s, against a deployment made by
 parleyctl init and run by parleyd (flows.py). vCard and its avatar hash
-(XEP-0054, XEP-0153), private storage with bookmarks (XEP-0049, XEP-0048),
-blocking (XEP-0191), carbons (XEP-0280), the message archive with RSM
-paging (XEP-0313, XEP-0059, XEP-0359), PEP avatars with +notify from
-entity capabilities (XEP-0163, XEP-0084, XEP-0115), and service
-administration over ad-hoc commands (XEP-0050, XEP-0133).
+(XEP-0054, XEP-0153), private storage with bookmarks (XEP-0049, XEP-0048,
+and as private PEP data, XEP-0223), blocking (XEP-0191), carbons
+(XEP-0280), the message archive with RSM paging and preferences
+(XEP-0313, XEP-0059, XEP-0359, XEP-0441), last activity (XEP-0012), PEP
+avatars with +notify from entity capabilities (XEP-0163, XEP-0084,
+XEP-0115), and service administration over ad-hoc commands (XEP-0050,
+XEP-0133).
 
 A test class shares one deployment; each test makes its own accounts, so
 the tests share no state. With PARLEY_STORE=pgsql the deployment stores in
@@ -28,6 +30,8 @@ from flows import DOMAIN, Client, Suite, next_item, run
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 PNG_SHA1 = hashlib.sha1(PNG).hexdigest()
+PNG2 = PNG[:-1] + b"\x83"  # other bytes, another hash
+PNG2_SHA1 = hashlib.sha1(PNG2).hexdigest()
 NS_ADMIN = "http://jabber.org/protocol/admin"
 NS_BLOCK_ERRORS = "urn:xmpp:blocking:errors"
 
@@ -157,6 +161,20 @@ class Flows(FeatureFlows):
             plain = await self.online(alice, "plain")
             pres = await next_item(b.presences, pred=lambda p: p["from"] == plain.boundjid)
             self.assertEqual(pres["vcard_temp_update"]["photo"], PNG_SHA1)
+            # a new avatar: the new hash; a vCard without a photo: an empty
+            # <photo/> (XEP-0153 §4.1), in the presence the server stamps
+            await a["xep_0153"].set_avatar(avatar=PNG2, mtype="image/png")
+            plain.send_presence(pstatus="new avatar")
+            pres = await next_item(b.presences, pred=lambda p: p["status"] == "new avatar")
+            self.assertEqual(pres["vcard_temp_update"]["photo"], PNG2_SHA1)
+            vcard = a["xep_0054"].make_vcard()
+            vcard["FN"] = "Alice Liddell"
+            await a["xep_0054"].publish_vcard(vcard)
+            plain.send_presence(pstatus="no avatar")
+            pres = await next_item(b.presences, pred=lambda p: p["status"] == "no avatar")
+            photo = pres.xml.find("{vcard-temp:x:update}x/{vcard-temp:x:update}photo")
+            self.assertIsNotNone(photo)
+            self.assertFalse(photo.text)
             # nobody else writes alice's vCard
             other = b["xep_0054"].make_vcard()
             other["FN"] = "Mallory"
@@ -193,7 +211,7 @@ class Flows(FeatureFlows):
                 await a["xep_0049"].store(bad)
             self.assertEqual(e.exception.condition, "not-acceptable")
             await a.offline()
-            a2 = await self.online(alice, "two", ("xep_0049", "xep_0048"))
+            a2 = await self.online(alice, "two", ("xep_0049", "xep_0048", "xep_0223"))
             register_stanza_plugin(a2["xep_0049"].stanza.PrivateXML, Notes)
             got = (await a2["xep_0048"].get_bookmarks())["private"]["bookmarks"]
             confs = [c for c in got if c.name == "conference"]
@@ -205,12 +223,22 @@ class Flows(FeatureFlows):
             got = await a2["xep_0049"].retrieve("notes")
             self.assertEqual(got["private"]["notes"]["text"], "Curiouser and curiouser")
             # bob may not read alice's storage
-            b = await self.online(bob, "r", ("xep_0049", "xep_0048"))
+            b = await self.online(bob, "r", ("xep_0049", "xep_0048", "xep_0060"))
             iq = b.make_iq_get(ito=alice[0])
             iq["private"].enable("bookmarks")
             with self.assertRaises(IqError) as e:
                 await iq.send()
             self.assertEqual(e.exception.condition, "forbidden")
+            # the same bookmarks as private PEP data (XEP-0223: slixmpp
+            # publishes with persist_items and the whitelist access model)
+            await a2["xep_0048"].set_bookmarks(marks, method="xep_0223")
+            got = await a2["xep_0048"].get_bookmarks(method="xep_0223")
+            item = got["pubsub"]["items"]["item"]
+            confs = [c for c in item["bookmarks"] if c.name == "conference"]
+            self.assertEqual([c["jid"] for c in confs], [JID("tea@muc.example.test")])
+            with self.assertRaises(IqError) as e:
+                await b["xep_0060"].get_items(JID(alice[0]), "storage:bookmarks")
+            self.assertEqual(e.exception.condition, "not-allowed")
 
         self.flow(flow)
 
@@ -350,6 +378,56 @@ class Flows(FeatureFlows):
 
         self.flow(flow)
 
+    def test_archive_preferences(self):
+        """XEP-0441 (the MAM preferences) with slixmpp's plugin: default
+        never with bob always archived keeps bob's message and not carol's."""
+        alice, bob, carol = self.account("alice"), self.account("bob"), self.account("carol")
+
+        async def flow():
+            a = await self.online(alice, "r", ("xep_0313", "xep_0441"))
+            b, c = await self.online(bob), await self.online(carol)
+            self.assertEqual(await a["xep_0441"].get_preferences(), ("always", set(), set()))
+            await a["xep_0441"].set_preferences(default="never", always=[JID(bob[0])], never=[])
+            self.assertEqual(await a["xep_0441"].get_preferences(),
+                             ("never", {JID(bob[0])}, set()))
+            c.send_message(mto=alice[0], mbody="from carol", mtype="chat")
+            b.send_message(mto=alice[0], mbody="from bob", mtype="chat")
+            for body in ("from carol", "from bob"):
+                await next_item(a.messages, pred=is_body(body))
+            got = [m["mam_result"]["forwarded"]["stanza"]["body"] async for m in
+                   a["xep_0313"].iterate(rsm={"max": 10})]
+            self.assertEqual(got, ["from bob"])
+
+        self.flow(flow)
+
+    def test_last_activity(self):
+        """XEP-0012 with slixmpp's plugin: the server's uptime; a contact's
+        last logout with its status, for a subscribed contact only."""
+        alice, bob, carol = self.account("alice"), self.account("bob"), self.account("carol")
+
+        async def flow():
+            a = await self.online(alice)
+            b = await self.online(bob, "r", ("xep_0012",))
+            c = await self.online(carol, "r", ("xep_0012",))
+            up = await b["xep_0012"].get_last_activity(JID(DOMAIN))
+            self.assertGreaterEqual(int(up["last_activity"]["seconds"]), 0)
+            await self.follow(b, a)
+            now = await b["xep_0012"].get_last_activity(JID(alice[0]))
+            self.assertEqual(int(now["last_activity"]["seconds"]), 0)
+            a.send_presence(ptype="unavailable", pstatus="Down the rabbit hole")
+            await next_item(b.presences, pred=lambda p: p["type"] == "unavailable")
+            await a.offline()
+            await asyncio.sleep(1.1)
+            last = (await b["xep_0012"].get_last_activity(JID(alice[0])))["last_activity"]
+            self.assertGreaterEqual(int(last["seconds"]), 1)
+            self.assertLess(int(last["seconds"]), 60)
+            self.assertEqual(last["status"], "Down the rabbit hole")
+            with self.assertRaises(IqError) as e:
+                await c["xep_0012"].get_last_activity(JID(alice[0]))
+            self.assertEqual(e.exception.condition, "forbidden")
+
+        self.flow(flow)
+
     def test_pep_avatar(self):
         """XEP-0163/XEP-0084 with slixmpp's plugins: bob's client announces
         +notify for avatar metadata in its entity capabilities (XEP-0115),
@@ -381,6 +459,13 @@ class Flows(FeatureFlows):
             await self.nothing_more(c.events["pubsub_publish"], c.messages,
                                     lambda: a.send_message(mto=carol[0], mbody="marker",
                                                            mtype="chat"))
+            # the last item comes to a session that shows its interest later
+            # (XEP-0163 §6.1.2), a contact's and the owner's own
+            late = await self.online(bob, "late", ("xep_0084",), ("avatar_metadata_publish",))
+            own = await self.online(alice, "late", ("xep_0084",), ("avatar_metadata_publish",))
+            for session in (late, own):
+                ev = await next_item(session.events["avatar_metadata_publish"])
+                self.assertEqual(ev["pubsub_event"]["items"]["item"]["id"], PNG_SHA1)
 
         self.flow(flow)
 
@@ -389,6 +474,11 @@ class AdminFlows(FeatureFlows):
     """Service administration: the admin is named in the sm's section of
     parley.xml."""
     SM_SECTION = f"    <admin>root@{DOMAIN}</admin>"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = cls.suite.add_user("root")
 
     async def command(self, client, name, fields=None):
         """Runs an XEP-0133 command with slixmpp's XEP-0050 session flow:
@@ -421,7 +511,7 @@ class AdminFlows(FeatureFlows):
     def test_admin_adds_a_user_and_counts_online_users(self):
         """An admin lists the commands, adds an account that can then log
         in, and counts the online users; a non-admin is refused."""
-        root = self.suite.add_user("root")
+        root = self.root
         bob = self.account("bob")
         newbie = f"newbie{next(self.serial)}@{DOMAIN}"
 
@@ -452,6 +542,45 @@ class AdminFlows(FeatureFlows):
                 with self.assertRaises(IqError) as e:
                     await b["xep_0050"].send_command(DOMAIN, f"{NS_ADMIN}#{cmd}")
                 self.assertEqual(e.exception.condition, "forbidden")
+
+        self.flow(flow)
+
+    async def login_fails(self, jid, password):
+        c = FClient(self.suite, f"{jid}/r", password, events=("failed_all_auth",))
+        c.connect(address=("127.0.0.1", self.suite.ports["c2s"]))
+        try:
+            await next_item(c.events["failed_all_auth"])
+        finally:
+            c.abort()
+        self.assertFalse(c.started.is_set())
+
+    def test_admin_password_announce_delete(self):
+        """An admin changes a user's password (the old one stops working,
+        the new one works), announces to the online users, and deletes an
+        account: its session ends and it is gone from the store."""
+        root = self.root
+        bob, carol = self.account("bob"), self.account("carol")
+
+        async def flow():
+            r = await self.online(root, "console", ("xep_0133",))
+            iq = await self.command(r, "change-user-password",
+                                    {"accountjid": bob[0], "password": "looking-glass"})
+            self.assertEqual((iq["type"], iq["command"]["status"]), ("result", "completed"))
+            await self.login_fails(bob[0], bob[1])
+            b = await self.online((bob[0], "looking-glass"))
+            c = await self.online(carol, "r", (), ("disconnected",))
+            iq = await self.command(r, "announce", {"subject": "Tea time",
+                                                    "announcement": "at five"})
+            self.assertEqual(iq["command"]["status"], "completed")
+            for who in (b, c):
+                m = await next_item(who.messages, pred=is_body("at five"))
+                self.assertEqual((m["from"], m["subject"]), (JID(DOMAIN), "Tea time"))
+            iq = await self.command(r, "delete-user", {"accountjids": [carol[0]]})
+            self.assertEqual((iq["type"], iq["command"]["status"]), ("result", "completed"))
+            await next_item(c.events["disconnected"])
+            self.assertEqual(self.suite.store.sql("SELECT owner FROM authreg WHERE owner = ?",
+                                                  (carol[0],)), [])
+            await self.login_fails(*carol)
 
         self.flow(flow)
 
