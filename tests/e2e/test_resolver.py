@@ -306,6 +306,19 @@ class NegativeSoa(ResolverCase):
         self.assertEqual(again.get("source"), "cache")
 
 
+class ServfailCached(ResolverCase):
+    DNS = ServfailServer
+    RESOLVER = "{ns}<cache><failure-ttl>30s</failure-ttl></cache>"
+
+    def test_failure_ttl_keeps_servfail_briefly(self):
+        first = self.resolve("b.test")
+        self.assertEqual((first.get("status"), first.get("ttl")), ("servfail", "30"))
+        asked = self.dns.queries
+        again = self.resolve("b.test")
+        self.assertEqual((again.get("status"), again.get("source")), ("servfail", "cache"))
+        self.assertEqual(self.dns.queries, asked)
+
+
 class Timeout(ResolverCase):
     DNS = SilentServer
     RESOLVER = "{ns}<timeout>1s</timeout><attempts>1</attempts>"
@@ -317,6 +330,7 @@ class Timeout(ResolverCase):
         self.assertEqual(targets(res), [])
         self.assertLess(time.time() - t0, 8)
         self.assertGreater(self.dns.queries, 0)
+        self.assertEqual(self.resolve("b.test").get("source"), "dns")  # not cached
 
     def test_stop_with_a_lookup_in_flight(self):
         """SIGTERM while udns still waits: a clean exit (no leak under ASan)."""
