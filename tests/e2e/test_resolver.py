@@ -399,6 +399,28 @@ class Static(ResolverCase):
         self.assertEqual(self.resolve("other.test").get("status"), "timeout")
 
 
+class NameOverride(unittest.TestCase):
+    def test_dash_n_names_the_component(self):
+        comps = {"resolver-2": (secret(), []), "s2s": (secret(), [])}
+        dep = Deployment(comps, extra="  <resolver><nameserver address='127.0.0.1' port='9'/>"
+                                       "</resolver>\n")
+        try:
+            dep.start("parley-router")
+            d = dep.start("parley-resolver", args=["-n", "resolver-2"])
+            wait_log(d, "resolver resolver-2: connected to the router")
+            s2s = component(dep.router_port, "s2s", comps["s2s"][0])
+            s2s.send(f"<iq type='get' id='n1' from='s2s' to='resolver-2'>"
+                     f"<resolve xmlns='{NS_RES}' domain='192.0.2.7'/></iq>")
+            iq = s2s.expect(IQ, timeout=15)
+            s2s.close()
+            self.assertEqual(iq.get("from"), "resolver-2")
+            res = iq.find(q("resolved", NS_RES))
+            self.assertEqual((res.get("status"), res.get("source")), ("ok", "static"))
+            self.assertEqual(targets(res), [("192.0.2.7", 5269, "starttls", ["192.0.2.7"])])
+        finally:
+            dep.cleanup()
+
+
 class UnderParleyd(unittest.TestCase):
     """parleyd starts parley-resolver when the file has a <resolver> section."""
 
