@@ -102,7 +102,7 @@ struct sasl_state;
 struct client {
     struct c2s *c2s;
     struct conn *conn;
-    struct xstream *xs;
+    struct xstream *xs; /* NULL once closing (after the read that closed) */
     enum client_state state;
     bool tls;         /* the stream is encrypted */
     bool direct_tls;  /* accepted on the tls-port */

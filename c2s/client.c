@@ -169,9 +169,14 @@ static void on_read(struct conn *conn, struct evbuffer *in, void *arg)
     if (c->state == CLIENT_CLOSING || c->restarted)
         evbuffer_drain(in, evbuffer_get_length(in));
     /* Between stanzas the parser goes back to the pool, so an idle client
-     * costs no parser; refused inside a stanza, kept until its end. */
+     * costs no parser; refused inside a stanza, kept until its end. A
+     * closing client reads nothing more: its stream goes now, not after
+     * the close grace period (a crowd leaving at once would otherwise hold
+     * a parser each). */
     if (c->state != CLIENT_CLOSING)
         (void)xstream_release(c->xs);
+    else
+        xstream_free(&c->xs);
 }
 
 static void on_tls(struct conn *conn, void *arg)

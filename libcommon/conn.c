@@ -51,7 +51,8 @@ struct conn {
     const struct conn_ops *ops;
     void *arg;
     enum conn_state state;
-    struct event *rev, *wev, *grace;
+    struct event *rev, *wev;
+    struct event *grace; /* created by conn_close with a grace period */
     bool rev_on, wev_on;
     struct evbuffer *in, *out;
     bool read_paused;
@@ -75,10 +76,23 @@ struct conn {
     bool peer_verified;
     char *xmpp_addr;
 
-    struct sockaddr_storage peer_addr;
-    char peer[64];
-    char reason[256];
+    /* Only the families conn_new formats; an idle conn is mostly this
+     * struct, so no sockaddr_storage (128 bytes). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer_addr;
+    char peer[56]; /* "[v6]:port" */
+    char *reason;  /* why it closes, from conn_close or shut on */
 };
+
+static void set_reason(struct conn *c, const char *reason)
+{
+    char *copy = xstrdup(reason != NULL ? reason : "closed");
+    free(c->reason);
+    c->reason = copy;
+}
 
 /* libevent reports allocation failure as a plain -1 or NULL; treated like
  * xmalloc's (alloc.h). */
@@ -129,7 +143,8 @@ static void conn_free(struct conn *c)
 {
     event_free(c->rev);
     event_free(c->wev);
-    event_free(c->grace);
+    if (c->grace != NULL)
+        event_free(c->grace);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     if (c->tls != NULL)
@@ -140,6 +155,7 @@ static void conn_free(struct conn *c)
     free(c->sni);
     free(c->verify_name);
     free(c->xmpp_addr);
+    free(c->reason);
     free(c);
 }
 
@@ -156,11 +172,12 @@ static void shut(struct conn *c, const char *reason)
     if (c->state == CONN_CLOSED)
         return;
     c->state = CONN_CLOSED;
-    if (reason != c->reason)
-        snprintf(c->reason, sizeof(c->reason), "%s", reason);
+    if (reason != c->reason || c->reason == NULL)
+        set_reason(c, reason);
     event_del(c->rev);
     event_del(c->wev);
-    event_del(c->grace);
+    if (c->grace != NULL)
+        event_del(c->grace);
     c->rev_on = c->wev_on = false;
     close(c->fd);
     c->fd = -1;
@@ -560,9 +577,9 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_ops *op
     c->state = CONN_OPEN;
     evutil_make_socket_nonblocking(fd);
     socklen_t len = sizeof(c->peer_addr);
-    if (getpeername(fd, (struct sockaddr *)&c->peer_addr, &len) == 0) {
-        netaddr_format((const struct sockaddr *)&c->peer_addr, c->peer, sizeof(c->peer));
-        if (c->peer_addr.ss_family == AF_INET || c->peer_addr.ss_family == AF_INET6) {
+    if (getpeername(fd, &c->peer_addr.sa, &len) == 0) {
+        netaddr_format(&c->peer_addr.sa, c->peer, sizeof(c->peer));
+        if (c->peer_addr.sa.sa_family == AF_INET || c->peer_addr.sa.sa_family == AF_INET6) {
             int one = 1;
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
@@ -572,10 +589,9 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_ops *op
     }
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
-    c->grace = evtimer_new(base, on_grace_expired, c);
     c->in = evbuffer_new();
     c->out = evbuffer_new();
-    must(c->rev != NULL && c->wev != NULL && c->grace != NULL && c->in != NULL && c->out != NULL);
+    must(c->rev != NULL && c->wev != NULL && c->in != NULL && c->out != NULL);
     update_events(c);
     return c;
 }
@@ -810,7 +826,7 @@ void conn_close(struct conn *c, const char *reason, int grace_ms)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
         return;
-    snprintf(c->reason, sizeof(c->reason), "%s", reason != NULL ? reason : "closed");
+    set_reason(c, reason);
     if (c->state == CONN_TLS_FLUSH) {
         /* Keep the plaintext; what was queued for TLS can never be sent. */
         struct evbuffer *keep = evbuffer_new();
@@ -825,7 +841,8 @@ void conn_close(struct conn *c, const char *reason, int grace_ms)
     c->state = CONN_CLOSING;
     if (grace_ms > 0) {
         struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
-        must(evtimer_add(c->grace, &tv) == 0);
+        c->grace = evtimer_new(c->base, on_grace_expired, c);
+        must(c->grace != NULL && evtimer_add(c->grace, &tv) == 0);
     } else {
         c->close_now = true;
     }
@@ -920,5 +937,5 @@ const char *conn_peer(const struct conn *c)
 
 const struct sockaddr *conn_peer_addr(const struct conn *c)
 {
-    return (const struct sockaddr *)&c->peer_addr;
+    return &c->peer_addr.sa;
 }
