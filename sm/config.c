@@ -27,6 +27,8 @@ static const struct conf_key keys[] = {
               "an address (URI) where the service status is published (XEP-0157)"),
     CONF_LIST("sm.contact.support", struct sm_cfg, contact_support, ncontact_support, false,
               "an address (URI) for user support (XEP-0157)"),
+    CONF_INT("sm.archive-days", struct sm_cfg, archive_days, 0, 36500, "0",
+             "days an archived message (XEP-0313) is kept; 0 keeps it for ever"),
     CONF_DURATION("sm.session-grace", struct sm_cfg, session_grace_ms, 0, 3600000, "60s",
                   "how long sessions of a vanished c2s are kept for its return"),
 };

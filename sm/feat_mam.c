@@ -41,10 +41,6 @@
 #define SCAN_BATCH    100 /* rows read at a time when rows are checked one by one */
 #define MAX_PREFS_JID 500 /* JIDs in each preference list */
 
-/* Days a message is kept; 0 keeps it for ever. A constant until the
- * configuration has a key for it (<sm><archive-days>). */
-static const long keep_days = 0;
-
 enum mam_default {
     MAM_ALWAYS = 0,
     MAM_NEVER,
@@ -510,6 +506,8 @@ static void on_session_start(struct sm_session *s)
 {
     struct sm *sm = s->user->sm;
     (void)entry_get(sm, s->user->jid);
+    /* retention (<sm><archive-days>): what is older goes as the owner comes */
+    long keep_days = sm->cfg->archive_days;
     if (keep_days > 0) {
         int64_t before = sm_now_us() - (int64_t)keep_days * 86400 * 1000000;
         store_expire(sm->st, "archive", s->user->jid, before, on_expired, sm);

@@ -40,6 +40,7 @@ struct sm_cfg {
     int resource_conflict; /* enum sm_conflict */
     long offline_quota;    /* messages per user; 0 = none stored */
     long session_grace_ms; /* how long a vanished c2s may take to come back */
+    long archive_days;     /* archived messages kept (XEP-0313); 0 = for ever */
     const char **admins;   /* bare JIDs allowed the admin commands */
     size_t nadmins;
     /* Contact addresses (URIs) shown in the server's disco#info (XEP-0157) */

@@ -532,5 +532,32 @@ class MamPrefs(MamCase):
         self.assertEqual(res, [])
 
 
+class MamRetention(MamCase):
+    """<sm><archive-days>: what is older is removed when its owner starts a
+    session; younger messages stay."""
+    SM_SECTION = MamCase.SM_SECTION + "<archive-days>7</archive-days>"
+    DAY_US = 86400 * 1000000
+
+    def test_old_messages_expire_at_login(self):
+        alice, bob = self.online("alice"), self.online("bob")
+        self.converse(alice, bob, 3)
+        res, _ = self.query(bob)
+        self.assertEqual(self.bodies(res), ["m0", "m1", "m2"])
+        ids = self.ids(res)
+        # m0 was archived ten days ago, m1 six days ago (as the store sees it)
+        for mid, days in ((ids[0], 10), (ids[1], 6)):
+            self.store.sql("UPDATE archive SET ts = ts - ? WHERE owner = ? AND id = ?",
+                           (days * self.DAY_US, BOB, mid))
+        bob.send(f"<end xmlns='{NS_SESSION}'/>")
+        bob2 = self.online("bob", "again")
+        res, _ = self.query(bob2)
+        self.assertEqual(self.bodies(res), ["m1", "m2"])
+        left = self.store.sql("SELECT id FROM archive WHERE owner = ? ORDER BY ts", (BOB,))
+        self.assertEqual([r["id"] for r in left], ids[1:])
+        # alice's own archive was not touched
+        res, _ = self.query(alice)
+        self.assertEqual(len(res), 3)
+
+
 if __name__ == "__main__":
     unittest.main()
