@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -173,14 +174,52 @@ static int cmd_del(struct ctl *ctl, const char *jid)
     return CTL_OK;
 }
 
+/* "label: time" in UTC, or "label: never" without a row. */
+static void print_when(const char *label, const struct wait *w)
+{
+    if (w->nrows == 0) {
+        printf("%s: never\n", label);
+        return;
+    }
+    time_t t = (time_t)(store_rec_get_int(w->row, "time", 0) / 1000000);
+    struct tm tm;
+    char buf[32] = "?";
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%s: %s\n", label, buf);
+}
+
+/* What the sm recorded of the account: its first activation (the
+ * "active" collection) and its last logout with the status it left. */
+static int cmd_info(struct ctl *ctl, const char *jid)
+{
+    struct wait w = {.a = ctl->a};
+    store_get(ctl->st, "active", jid, NULL, on_res, &w);
+    ctl_wait(ctl, &w.done);
+    if (w.status != STORE_OK)
+        return status_exit(&w, jid);
+    printf("jid: %s\n", jid);
+    print_when("first-activation", &w);
+    w = (struct wait){.a = ctl->a};
+    store_get(ctl->st, "logout", jid, NULL, on_res, &w);
+    ctl_wait(ctl, &w.done);
+    if (w.status != STORE_OK)
+        return status_exit(&w, jid);
+    print_when("last-logout", &w);
+    const char *status = w.nrows > 0 ? store_rec_get_str(w.row, "status", NULL) : NULL;
+    if (status != NULL)
+        printf("last-status: %s\n", status);
+    return CTL_OK;
+}
+
 int ctl_user(struct ctl *ctl, int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "parleyctl: user needs add, passwd, del, exists, check or list\n");
+        fprintf(stderr, "parleyctl: user needs add, passwd, del, exists, check, list or info\n");
         return CTL_USAGE;
     }
     const char *cmd = argv[0];
-    static const char *const known[] = {"add", "passwd", "del", "exists", "check", "list"};
+    static const char *const known[] = {"add", "passwd", "del", "exists", "check", "list", "info"};
     bool is_known = false;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         is_known = is_known || strcmp(cmd, known[i]) == 0;
@@ -226,6 +265,8 @@ int ctl_user(struct ctl *ctl, int argc, char **argv)
     }
     if (strcmp(cmd, "passwd") == 0)
         return set_password(ctl, jid, password(ctl, argc, argv, 2), false);
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(ctl, jid);
     if (strcmp(cmd, "check") == 0) {
         const char *pw = password(ctl, argc, argv, 2);
         bool ok = pw != NULL && authreg_check_password(w.row, pw, strlen(pw));

@@ -28,6 +28,7 @@ static void usage(FILE *out)
             "  user exists JID             exit 0 if the account exists, 1 if not\n"
             "  user check JID [PASSWORD]   exit 0 if the password is right, 1 if not\n"
             "  user list [DOMAIN]          list accounts\n"
+            "  user info JID               first activation, last logout and its status\n"
             "  db init                     create the schema in an empty database\n"
             "  db migrate                  move an older schema to this version\n"
             "  db status                   show the database and its schema version\n"

@@ -11,7 +11,7 @@ import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
-from harness import q
+from harness import parleyctl, q
 from smproto import DOMAIN, NS_CLIENT, NS_SESSION, NS_STANZAS, SmCase
 
 NS_VCARD = "vcard-temp"
@@ -56,6 +56,11 @@ class FeatureCase(SmCase):
         self.sm.stop()
         self.sm = self.dep.start("parley-sm")
         self.wait_sm_bound()
+
+    def info(self, user):
+        """parleyctl user info, as a dict."""
+        out = parleyctl(self.dep.config, "user", "info", f"{user}@{DOMAIN}").stdout
+        return dict(line.split(": ", 1) for line in out.splitlines())
 
     def follow(self, follower, followed):
         """follower subscribes to followed's presence; followed approves."""
@@ -277,6 +282,10 @@ class LastActivity(FeatureCase):
         self.assertGreaterEqual(int(qe.get("seconds")), 1)
         self.assertLess(int(qe.get("seconds")), 60)
         self.assertEqual(qe.text, "Heading Home")
+        info = self.info("alice")
+        self.assertEqual(info["last-status"], "Heading Home")
+        logout = datetime.fromisoformat(info["last-logout"].replace("Z", "+00:00"))
+        self.assertLess(abs((datetime.now(timezone.utc) - logout).total_seconds()), 60)
         # kept in the store: the same after an sm restart
         self.restart_sm()
         b2 = self.login("bob", "again")
@@ -325,6 +334,13 @@ class Active(FeatureCase):
         again = self.rows(2)
         self.assertEqual(sorted(again)[0], rows[0], "the first time is kept")
         self.assertEqual(sorted(r[0] for r in again), [f"alice@{DOMAIN}", f"bob@{DOMAIN}"])
+        # parleyctl shows it (UTC, to the second)
+        info = self.info("alice")
+        first = datetime.fromtimestamp(rows[0][1] // 1000000, timezone.utc)
+        self.assertEqual(info["first-activation"], stamp(first))
+        self.assertGreaterEqual(info["last-logout"], info["first-activation"])
+        self.assertEqual(self.info("bob")["last-logout"], "never")  # still online
+        self.assertEqual(self.info("carol")["first-activation"], "never")
         a2.send(f"<end xmlns='{NS_SESSION}'/>")
         b.send(f"<end xmlns='{NS_SESSION}'/>")
 
@@ -517,6 +533,32 @@ class Vacation(FeatureCase):
         a2 = self.online("alice", "back")
         m = a2.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "w")
         self.assertIsNotNone(m.find(q("delay", NS_DELAY)))
+
+
+class OfflineRules(FeatureCase):
+    def test_what_is_not_stored(self):
+        """Offline storage keeps chat and normal messages only, and not
+        those with the XEP-0334 storage hints; a groupchat message to an
+        offline account bounces (RFC 6121 §8.5.2.1.1), the rest vanish."""
+        a = self.online("alice")
+        carol = f"carol@{DOMAIN}"
+        hints = "urn:xmpp:hints"
+        err = f"<error type='cancel'><item-not-found xmlns='{NS_STANZAS}'/></error>"
+        for iid, typ, extra in (("ns", "chat", f"<no-store xmlns='{hints}'/>"),
+                                ("nps", "normal", f"<no-permanent-store xmlns='{hints}'/>"),
+                                ("hl", "headline", ""), ("er", "error", err),
+                                ("gc", "groupchat", ""), ("kept", "chat", "")):
+            a.stanza(f"<message xmlns='{NS_CLIENT}' from='{a.jid}' to='{carol}' type='{typ}' "
+                     f"id='{iid}'><body>{iid}</body>{extra}</message>")
+        bounce = a.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "gc")
+        self.assertEqual(cond(bounce), "service-unavailable")
+        time.sleep(0.5)
+        c = self.online("carol")
+        m = c.expect(q("message", NS_CLIENT))
+        self.assertEqual(m.get("id"), "kept")
+        self.assertIsNotNone(m.find(q("delay", NS_DELAY)))
+        c.expect_none(q("message", NS_CLIENT))
+        a.expect_none(q("message", NS_CLIENT))
 
 
 class Discovery(FeatureCase):
