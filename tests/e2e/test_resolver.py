@@ -73,11 +73,13 @@ class ResolverCase(unittest.TestCase):
         ns = ""
         if self.dns is not None:
             self.dns.start()
+            self.addCleanup(self.dns.stop)  # runs even when setUp fails below
             ns = self.dns.nameserver_xml()
         self.comps = {"resolver": (secret(), []), "s2s": (secret(), [])}
         self.ns = ns
         extra = "  <resolver>" + self.RESOLVER.format(ns=ns) + "</resolver>\n"
         self.dep = Deployment(self.comps, extra=extra)
+        self.addCleanup(self.dep.cleanup)
         self.dep.start("parley-router")
         self.resolver = self.dep.start("parley-resolver", expect_errors=self.EXPECT_ERRORS)
         wait_log(self.resolver, "connected to the router")
@@ -85,11 +87,6 @@ class ResolverCase(unittest.TestCase):
 
     def tearDown(self):
         self.s2s.close()
-        try:
-            self.dep.cleanup()
-        finally:
-            if self.dns is not None:
-                self.dns.stop()
 
     def ask(self, payload, typ="get"):
         iid = secrets.token_hex(4)
@@ -222,14 +219,9 @@ class Failover(ResolverCase):
     def setUp(self):
         self.real = DnsServer(**RECORDS)
         self.real.start()
+        self.addCleanup(self.real.stop)
         self.RESOLVER = self.RESOLVER.replace("{ns2}", self.real.nameserver_xml())
         super().setUp()
-
-    def tearDown(self):
-        try:
-            super().tearDown()
-        finally:
-            self.real.stop()
 
     def test_second_nameserver_answers(self):
         res = self.resolve("b.test")
