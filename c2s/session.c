@@ -115,8 +115,8 @@ static void send_envelope(struct session *s, uint64_t seq, const char *payload, 
     xml_append_attr(&b, "to", s->jid);
     xml_append_attr(&b, "sid", s->sid);
     if (seq > 0)
-        buf_printf(&b, " seq='%" PRIu64 "'", seq);
-    buf_printf(&b, " ack='%" PRIu64 "'", s->in_seq);
+        xml_append_attr_u64(&b, "seq", seq);
+    xml_append_attr_u64(&b, "ack", s->in_seq);
     if (payload == NULL) {
         buf_append_str(&b, "/>");
     } else {

@@ -574,6 +574,21 @@ void xml_append_attr(struct buf *b, const char *name, const char *value)
     buf_append_char(b, '\'');
 }
 
+void xml_append_attr_u64(struct buf *b, const char *name, uint64_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    buf_append_char(b, ' ');
+    buf_append_str(b, name);
+    buf_append_str(b, "='");
+    buf_append(b, digits + i, sizeof(digits) - i);
+    buf_append_char(b, '\'');
+}
+
 void xml_append_stream_error(struct buf *b, enum xmpp_cond cond, const char *text)
 {
     if (!xmpp_cond_is_stream(cond))

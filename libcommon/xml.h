@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -103,6 +104,8 @@ void xml_escape(struct buf *b, const char *s, size_t len, bool attr);
 /* Appends ` name='value'` with value escaped: the way hand-built XML in
  * Parley writes an attribute. */
 void xml_append_attr(struct buf *b, const char *name, const char *value);
+/* Appends ` name='v'` with v in decimal (sequence numbers on hot paths). */
+void xml_append_attr_u64(struct buf *b, const char *name, uint64_t v);
 /* Appends <stream:error> with the condition (a stream one; anything else
  * becomes undefined-condition) and, when text is not empty, a <text/>. The
  * stream prefix must be declared on the stream header. */

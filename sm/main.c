@@ -129,6 +129,7 @@ static void sm_fini(void *ctx)
     sm_users_free_all(sm);
     features_free(sm);
     sm_graces_free(sm);
+    sm_acks_free(sm);
     event_free(sm->housekeeping);
     hmap_free(&sm->users);
     hmap_free(&sm->sessions);

@@ -20,6 +20,8 @@
 #include "sm_link.h"
 #include "xml.h"
 
+#define ACK_DELAY_MS 20 /* protocol.md §8: a lone ack goes within 20 ms */
+
 /* An envelope sent to a c2s and not yet acknowledged. */
 struct sm_unacked {
     uint64_t seq;
@@ -28,23 +30,68 @@ struct sm_unacked {
     struct sm_unacked *next;
 };
 
+/* "c2s/sid" into out (truncated to len - 1 bytes, as snprintf would):
+ * computed for every envelope, so without a format string. */
 static void key_of(char *out, size_t len, const char *c2s, const char *sid)
 {
-    snprintf(out, len, "%s/%s", c2s, sid);
+    size_t cl = strlen(c2s), sl = strlen(sid);
+    if (cl + 1 + sl >= len) {
+        snprintf(out, len, "%s/%s", c2s, sid);
+        return;
+    }
+    memcpy(out, c2s, cl);
+    out[cl] = '/';
+    memcpy(out + cl + 1, sid, sl + 1);
+}
+
+/* The origin of envelope seq of session sid (docs/protocol.md §8):
+ * "sid:seq" into out, truncated as snprintf would. */
+static void origin_of(char *out, size_t len, const char *sid, uint64_t seq)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq != 0);
+    size_t sl = strlen(sid), dl = sizeof(digits) - i;
+    if (sl + 1 + dl >= len) {
+        snprintf(out, len, "%s:%.*s", sid, (int)dl, digits + i);
+        return;
+    }
+    memcpy(out, sid, sl);
+    out[sl] = ':';
+    memcpy(out + sl + 1, digits + i, dl);
+    out[sl + 1 + dl] = '\0';
+}
+
+static void ack_unlink(struct sm_session *s)
+{
+    if (!s->ack_owed)
+        return;
+    s->ack_owed = false;
+    if (s->ack_prev != NULL)
+        s->ack_prev->ack_next = s->ack_next;
+    else
+        s->user->sm->acks = s->ack_next;
+    if (s->ack_next != NULL)
+        s->ack_next->ack_prev = s->ack_prev;
+    s->ack_prev = s->ack_next = NULL;
 }
 
 /* Serialises and sends envelope number seq of s (ack piggybacked). */
 static void send_envelope(struct sm_session *s, uint64_t seq, const char *inner, const char *origin)
 {
     struct sm *sm = s->user->sm;
+    ack_unlink(s); /* this envelope carries the ack */
     struct buf b = BUF_INIT;
     buf_append_str(&b, "<route xmlns='" PL_NS_ROUTER "'");
     xml_append_attr(&b, "from", sm->name);
     xml_append_attr(&b, "to", s->c2s);
     xml_append_attr(&b, "sid", s->sid);
     if (seq > 0)
-        buf_printf(&b, " seq='%" PRIu64 "'", seq);
-    buf_printf(&b, " ack='%" PRIu64 "'", s->in_seq);
+        xml_append_attr_u64(&b, "seq", seq);
+    xml_append_attr_u64(&b, "ack", s->in_seq);
     if (origin != NULL)
         xml_append_attr(&b, "o", origin);
     if (inner == NULL) {
@@ -60,12 +107,13 @@ static void send_envelope(struct sm_session *s, uint64_t seq, const char *inner,
     buf_fini(&b);
 }
 
-/* Queues inner (serialised) for the session's c2s and sends it. */
-static void session_send_raw(struct sm_session *s, const char *inner, const char *origin)
+/* Queues inner (serialised, heap; the queue takes it) for the session's
+ * c2s and sends it. */
+static void session_send_owned(struct sm_session *s, char *inner, const char *origin)
 {
     struct sm_unacked *u = xcalloc(1, sizeof(*u));
     u->seq = ++s->out_seq;
-    u->stanza = xstrdup(inner);
+    u->stanza = inner;
     u->origin = origin ? xstrdup(origin) : NULL;
     if (s->unacked_tail != NULL)
         s->unacked_tail->next = u;
@@ -76,6 +124,11 @@ static void session_send_raw(struct sm_session *s, const char *inner, const char
     send_envelope(s, u->seq, u->stanza, u->origin);
 }
 
+static void session_send_raw(struct sm_session *s, const char *inner, const char *origin)
+{
+    session_send_owned(s, xstrdup(inner), origin);
+}
+
 void sm_session_write(struct sm_session *s, const struct xml_node *st, const char *origin)
 {
     if (s->ended)
@@ -83,9 +136,49 @@ void sm_session_write(struct sm_session *s, const struct xml_node *st, const cha
     struct buf b = BUF_INIT;
     xml_serialize(&b, st, PL_NS_ROUTER);
     log_debug(&s->user->sm->lc, "to %s: %s", s->jid, buf_cstr(&b));
-    session_send_raw(s, buf_cstr(&b), origin);
-    buf_fini(&b);
+    session_send_owned(s, buf_detach(&b, NULL), origin);
     s->user->sm->stats.delivered++;
+}
+
+static void on_ack_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct sm *sm = arg;
+    (void)fd;
+    (void)what;
+    while (sm->acks != NULL)
+        send_envelope(sm->acks, 0, NULL, NULL); /* unlinks it */
+}
+
+/* The ack for a handled envelope rides on the next envelope to the c2s
+ * (a delivery to the same client, often within the same read) or goes
+ * alone after ACK_DELAY_MS: one ack envelope per stanza would be a third
+ * of the router's and the c2s's traffic under load. */
+static void owe_ack(struct sm_session *s)
+{
+    struct sm *sm = s->user->sm;
+    if (s->ack_owed)
+        return;
+    s->ack_owed = true;
+    s->ack_prev = NULL;
+    s->ack_next = sm->acks;
+    if (sm->acks != NULL)
+        sm->acks->ack_prev = s;
+    sm->acks = s;
+    if (sm->ack_timer == NULL)
+        sm->ack_timer = evtimer_new(sm->base, on_ack_timer, sm);
+    if (!evtimer_pending(sm->ack_timer, NULL)) {
+        struct timeval tv = {0, ACK_DELAY_MS * 1000};
+        evtimer_add(sm->ack_timer, &tv);
+    }
+}
+
+void sm_acks_free(struct sm *sm)
+{
+    while (sm->acks != NULL)
+        ack_unlink(sm->acks);
+    if (sm->ack_timer != NULL)
+        event_free(sm->ack_timer);
+    sm->ack_timer = NULL;
 }
 
 static void ack_upto(struct sm_session *s, uint64_t ack)
@@ -133,6 +226,7 @@ void sm_session_free(struct sm_session *s)
         }
     }
     ack_upto(s, UINT64_MAX);
+    ack_unlink(s);
     if (s->directed != NULL)
         hmap_free(&s->directed);
     s->ended = true;
@@ -456,12 +550,12 @@ void sm_session_on_envelope(struct sm *sm, struct xml_node *env, const char *raw
         return;
     }
     char origin[256];
-    snprintf(origin, sizeof(origin), "%s:%" PRIu64, sid, seq);
+    origin_of(origin, sizeof(origin), sid, seq);
     on_client_stanza(s, child, origin);
     /* Handled (delivered, stored, forwarded or answered): acknowledge. The
      * session may have ended meanwhile. */
     if ((s = hmap_get(sm->sessions, key)) != NULL)
-        send_envelope(s, 0, NULL, NULL);
+        owe_ack(s);
 }
 
 struct sm_grace {

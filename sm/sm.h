@@ -85,6 +85,8 @@ struct sm_session {
     uint64_t out_acked;
     struct sm_unacked *unacked_head, *unacked_tail;
     size_t nunacked;
+    bool ack_owed;                          /* in sm->acks: a lone ack is due */
+    struct sm_session *ack_prev, *ack_next; /* in sm->acks */
     bool c2s_down;           /* its c2s vanished; ended when the grace period is over */
     bool ended;              /* unlinked; freed when the last pkt holding it lets go */
     unsigned refs;           /* pkts (p->sess) holding it across asynchronous steps */
@@ -222,6 +224,8 @@ struct sm {
     void **feature_state;               /* features[i]'s own state */
     size_t nfeatures;
     struct sm_grace *graces; /* c2s daemons being waited for */
+    struct sm_session *acks; /* sessions owing the c2s a lone ack */
+    struct event *ack_timer; /* sends them; created on first use */
     struct log_ctx lc;
     uint64_t origin_counter;
     int64_t started_us;
@@ -299,6 +303,9 @@ void sm_session_end(struct sm_session *s, const char *reason, bool tell_c2s);
 void sm_sessions_c2s_down(struct sm *sm, const char *c2s);
 void sm_sessions_c2s_up(struct sm *sm, const char *c2s);
 void sm_graces_free(struct sm *sm);
+/* Frees the ack timer (at exit; owed acks are not sent: the c2s replays
+ * and the sm drops the duplicates). */
+void sm_acks_free(struct sm *sm);
 void sm_sessions_link_down(struct sm *sm);
 /* Unlinks a session without telling anyone; its memory is freed once no
  * pkt holds it (sm_pkt_set_session). */

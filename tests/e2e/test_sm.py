@@ -5,9 +5,10 @@ and checks sessions, roster, subscriptions, presence, delivery, offline
 storage, iq rules and the link's sequence numbers and acks."""
 
 import time
+import time
 import unittest
 
-from harness import q
+from harness import NS_ROUTER, q
 from smproto import DOMAIN, NS_CLIENT, NS_ROSTER, NS_SESSION, NS_STANZAS, Link, SmCase
 
 
@@ -210,6 +211,32 @@ class SmCore(SmCase):
         b.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "once")
         a.send(msg, seq=a.seq)  # the same seq again, as after a replay
         b.expect_none(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "once")
+
+    def test_acks_are_coalesced_within_the_delay(self):
+        """protocol.md §8: acks ride on the next envelope or go alone within
+        20 ms, so a burst of stanzas gets a few acks, not one each."""
+        a = self.online("alice")
+        b = self.online("bob")
+        a.expect_none("-", wait=0.3)  # let the presence's ack go first
+        n = 10
+        burst = "".join(
+            f"<route xmlns='{NS_ROUTER}' from='{a.c2s}' to='{a.jid}' sid='{a.sid}' "
+            f"seq='{a.seq + i + 1}' ack='{a.acked}'><message xmlns='{NS_CLIENT}' "
+            f"from='{a.jid}' to='{b.jid}' id='burst{i}'><body>{i}</body></message></route>"
+            for i in range(n))
+        a.seq += n
+        a.s.send(burst)  # one write: the sm reads the burst at once
+        pure, last_ack = 0, 0
+        deadline = time.time() + 3
+        while time.time() < deadline and last_ack < a.seq:
+            el = a.s.read(0.2)
+            if el is None or el.tag != q("route", NS_ROUTER) or el.get("sid") != a.sid:
+                continue
+            last_ack = max(last_ack, int(el.get("ack", "0")))
+            if el.get("seq") is None and len(el) == 0:
+                pure += 1
+        self.assertEqual(last_ack, a.seq, "every stanza of the burst acknowledged")
+        self.assertLessEqual(pure, 3, f"{pure} lone acks for a burst of {n}")
 
 
 if __name__ == "__main__":

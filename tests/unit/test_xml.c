@@ -2,6 +2,7 @@
 /* Unit tests for the stanza tree and serialiser (libcommon/xml.c): builder,
  * lookup, deep copy, an escaping table, namespace scoping, and golden
  * round-trip files in tests/unit/xml/ (parsed with xstream). */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -656,6 +657,34 @@ static void test_builder_garbage_round_trip(void **state)
     arena_free(&a);
 }
 
+/* xml_append_attr_u64 writes what printf's PRIu64 writes. */
+static void test_append_attr_u64(void **state)
+{
+    (void)state;
+    static const uint64_t values[] = {0,
+                                      1,
+                                      9,
+                                      10,
+                                      42,
+                                      99,
+                                      100,
+                                      4294967295u,
+                                      4294967296u,
+                                      1000000000000000000u,
+                                      UINT64_MAX - 1,
+                                      UINT64_MAX};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        struct buf got = BUF_INIT, want = BUF_INIT;
+        buf_append_str(&got, "<r");
+        xml_append_attr_u64(&got, "seq", values[i]);
+        buf_printf(&want, "<r seq='%" PRIu64 "'", values[i]);
+        assert_string_equal(buf_cstr(&got), buf_cstr(&want));
+        assert_int_equal(got.len, want.len);
+        buf_fini(&got);
+        buf_fini(&want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_append_remove),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_escape_table),
+        cmocka_unit_test(test_append_attr_u64),
         cmocka_unit_test(test_serialize_table),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_builder_garbage_round_trip),
