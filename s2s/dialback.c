@@ -112,6 +112,7 @@ void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st)
         sc->s2s->stats.dialback_out++;
         log_notice(&sc->lc, "authenticated as %s to %s with dialback", sc->local, sc->remote);
         sc->state = SC_UP;
+        ack_out_start(sc);
         route_up(sc->route);
         return;
     }

@@ -70,6 +70,8 @@ static void send_features(struct s2s_conn *sc)
                                "'><mechanism>EXTERNAL</mechanism></mechanisms>");
         buf_append_str(&b, "<dialback xmlns='" S2S_NS_DB_FEAT "'><errors/></dialback>");
     }
+    if (!tls_first)
+        buf_append_str(&b, "<sm xmlns='" S2S_NS_SM "'/>");
     buf_append_str(&b, "</stream:features>");
     sconn_write(sc, b.data, b.len);
     buf_fini(&b);
@@ -166,6 +168,7 @@ static void forward(struct s2s_conn *sc, struct xml_node *st)
     }
     s2s->stats.stanzas_in++;
     router_link_send_node(s2s, st);
+    ack_in_handled(sc);
     sconn_check_backlog(sc);
 }
 
@@ -181,6 +184,8 @@ void in_on_stanza(struct s2s_conn *sc, struct xml_node *st)
         sasl_in_on_element(sc, st);
     } else if (strcmp(st->ns, S2S_NS_DB) == 0) {
         dialback_in_on_element(sc, st);
+    } else if (strcmp(st->ns, S2S_NS_SM) == 0) {
+        ack_on_element(sc, st);
     } else if (sconn_is_stanza(st)) {
         if (hmap_count(sc->authed) == 0)
             sconn_stream_error(sc, XMPP_COND_STREAM_NOT_AUTHORIZED, "<%s/> before authentication",

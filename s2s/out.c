@@ -43,6 +43,7 @@ void out_detach(struct s2s_conn *sc, enum xmpp_cond cond, const char *text)
         return;
     sc->route = NULL;
     r->out = NULL;
+    ack_out_requeue(sc, r);
     if (sc->state == SC_UP)
         route_down(r, text);
     else
@@ -170,9 +171,11 @@ static void on_features(struct s2s_conn *sc, const struct xml_node *feats)
     enum s2s_auth auth;
     bool require_tls;
     s2s_policy(sc->s2s->cfg, sc->remote, &auth, &require_tls);
+    sc->sm.offered = xml_child(feats, S2S_NS_SM, "sm") != NULL;
     if (sc->sasl_done) {
         sc->state = SC_UP;
         out_flush_verifies(sc);
+        ack_out_start(sc);
         route_up(sc->route);
         return;
     }
@@ -210,6 +213,10 @@ void out_on_stanza(struct s2s_conn *sc, struct xml_node *st)
 {
     if (strcmp(st->ns, S2S_NS_DB) == 0) {
         dialback_out_on_element(sc, st);
+        return;
+    }
+    if (strcmp(st->ns, S2S_NS_SM) == 0 && sc->state == SC_UP) {
+        ack_on_element(sc, st);
         return;
     }
     switch (sc->state) {

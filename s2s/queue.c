@@ -49,6 +49,21 @@ struct queued *queue_pop(struct s2s_queue *q)
     return e;
 }
 
+void queue_unshift_all(struct s2s_queue *q, struct s2s_list *list)
+{
+    while (list->prev != list) {
+        struct queued *e = S2S_ENTRY(list->prev, struct queued, link);
+        s2s_list_del(&e->link);
+        /* Insert at the head: the last of list first, so the order holds. */
+        e->link.next = q->items.next;
+        e->link.prev = &q->items;
+        q->items.next->prev = &e->link;
+        q->items.next = &e->link;
+        q->bytes += e->len;
+        q->count++;
+    }
+}
+
 void queue_bounce_all(struct s2s *s2s, struct s2s_queue *q, enum xmpp_cond cond, const char *text)
 {
     struct queued *e;

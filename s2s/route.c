@@ -20,6 +20,8 @@
 /* An idle route with nothing waiting is forgotten after this long: the map
  * holds the domains contacted lately, not every domain ever contacted. */
 #define ROUTE_FORGET_MS (10 * 60 * 1000)
+#define RETRY_FIRST_MS  250
+#define RETRY_MAX_MS    10000
 
 struct route *route_get(struct s2s *s2s, const char *local, const char *remote)
 {
@@ -58,6 +60,22 @@ void route_verify_free(struct verify *v)
     free(v);
 }
 
+/* The stream takes more: its output is not backed up, and what it holds
+ * unacknowledged stays within the queue's byte bound. */
+static bool writable(const struct route *r)
+{
+    return conn_output_len(r->out->conn) < SCONN_OUT_HIGH &&
+           ack_out_pending(r->out) < r->s2s->cfg->queue_bytes;
+}
+
+static void write_one(struct route *r, const char *data, size_t len, int64_t at_ms)
+{
+    sconn_write(r->out, data, len);
+    ack_out_sent(r->out, data, len, at_ms);
+    r->out->last_ms = s2s_now_ms();
+    r->s2s->stats.stanzas_out++;
+}
+
 static void start(struct route *r)
 {
     struct s2s *s2s = r->s2s;
@@ -85,11 +103,8 @@ void route_send(struct route *r, const char *data, size_t len)
     }
     /* Straight out, unless older stanzas wait (order) or the stream's
      * output is backed up (the queue's bounds then apply). */
-    if (r->state == ROUTE_UP && r->out != NULL && r->q.count == 0 &&
-        conn_output_len(r->out->conn) < SCONN_OUT_HIGH) {
-        sconn_write(r->out, data, len);
-        r->out->last_ms = s2s_now_ms();
-        s2s->stats.stanzas_out++;
+    if (r->state == ROUTE_UP && r->out != NULL && r->q.count == 0 && writable(r)) {
+        write_one(r, data, len, s2s_now_ms());
         return;
     }
     if (queue_push(&r->q, data, len, s2s->cfg->queue_bytes, s2s_now_ms()) < 0) {
@@ -98,7 +113,7 @@ void route_send(struct route *r, const char *data, size_t len)
                            "too many stanzas are waiting for this server");
         return;
     }
-    if (r->state == ROUTE_IDLE)
+    if (r->state == ROUTE_IDLE && r->retry_at_ms == 0)
         start(r);
 }
 
@@ -108,15 +123,12 @@ static size_t flush_queue(struct route *r)
 {
     struct queued *e;
     size_t n = 0;
-    while (r->out != NULL && conn_output_len(r->out->conn) < SCONN_OUT_HIGH &&
+    while (r->state == ROUTE_UP && r->out != NULL && writable(r) &&
            (e = queue_pop(&r->q)) != NULL) {
-        sconn_write(r->out, e->data, e->len);
+        write_one(r, e->data, e->len, e->at_ms);
         free(e);
         n++;
     }
-    r->s2s->stats.stanzas_out += n;
-    if (r->out != NULL && n > 0)
-        r->out->last_ms = s2s_now_ms();
     return n;
 }
 
@@ -126,6 +138,8 @@ void route_up(struct route *r)
         return; /* the stream outlived its route (shutdown) */
     struct s2s *s2s = r->s2s;
     r->state = ROUTE_UP;
+    r->retry_until_ms = r->retry_at_ms = 0;
+    r->backoff_ms = 0;
     s2s->stats.out_ok++;
     targets_free(r);
     if (r->out != NULL)
@@ -139,15 +153,26 @@ void route_flush(struct route *r)
     flush_queue(r);
 }
 
+/* The server was there a moment ago (a restart, a network blip): the
+ * stanzas wait for the next attempt rather than bounce. */
+static bool retry_later(struct route *r, const char *text)
+{
+    int64_t now = s2s_now_ms();
+    if (r->s2s->stopping || r->q.count == 0 || now >= r->retry_until_ms)
+        return false;
+    r->backoff_ms = r->backoff_ms == 0 ? RETRY_FIRST_MS : r->backoff_ms * 2;
+    if (r->backoff_ms > RETRY_MAX_MS)
+        r->backoff_ms = RETRY_MAX_MS;
+    r->retry_at_ms = now + r->backoff_ms;
+    log_info(&r->s2s->lc, "%s->%s: %s; %zu stanzas wait, next attempt in %ld ms", r->local,
+             r->remote, text, r->q.count, r->backoff_ms);
+    return true;
+}
+
 void route_fail(struct route *r, enum xmpp_cond cond, const char *text)
 {
     struct s2s *s2s = r->s2s;
-    log_notice(&s2s->lc, "cannot reach %s (for %s): %s; bouncing %zu stanzas", r->remote, r->local,
-               text, r->q.count);
-    s2s->stats.out_failed++;
-    char why[300];
-    snprintf(why, sizeof(why), "cannot reach %s: %s", r->remote, text);
-    queue_bounce_all(s2s, &r->q, cond, why);
+    bool later = retry_later(r, text);
     while (r->verifies.next != &r->verifies) {
         struct verify *v = S2S_ENTRY(r->verifies.next, struct verify, link);
         s2s_list_del(&v->link);
@@ -157,6 +182,16 @@ void route_fail(struct route *r, enum xmpp_cond cond, const char *text)
     }
     targets_free(r);
     r->state = ROUTE_IDLE;
+    if (later)
+        return;
+    r->retry_until_ms = r->retry_at_ms = 0;
+    r->backoff_ms = 0;
+    log_notice(&s2s->lc, "cannot reach %s (for %s): %s; bouncing %zu stanzas", r->remote, r->local,
+               text, r->q.count);
+    s2s->stats.out_failed++;
+    char why[300];
+    snprintf(why, sizeof(why), "cannot reach %s: %s", r->remote, text);
+    queue_bounce_all(s2s, &r->q, cond, why);
 }
 
 void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt, ...)
@@ -186,6 +221,8 @@ void route_down(struct route *r, const char *reason)
 {
     log_info(&r->s2s->lc, "route %s->%s down: %s", r->local, r->remote, reason);
     r->state = ROUTE_IDLE;
+    r->retry_until_ms = s2s_now_ms() + r->s2s->cfg->queue_age_ms;
+    r->backoff_ms = 0;
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
         S2S_ENTRY(l, struct verify, link)->sent = false;
     if (!r->s2s->stopping && (r->q.count > 0 || r->verifies.next != &r->verifies))
@@ -276,6 +313,11 @@ static void check_route(struct route *r, int64_t now)
         out_detach(sc, XMPP_COND_REMOTE_SERVER_TIMEOUT, "no authenticated stream in time");
         sconn_close(sc, "negotiation timed out");
     }
+    if (r->state == ROUTE_IDLE && r->retry_at_ms != 0 && now >= r->retry_at_ms) {
+        r->retry_at_ms = 0;
+        if (r->q.count > 0)
+            start(r);
+    }
     const struct queued *e;
     while ((e = queue_peek(&r->q)) != NULL && now - e->at_ms >= s2s->cfg->queue_age_ms) {
         struct queued *old = queue_pop(&r->q);
@@ -333,6 +375,10 @@ void routes_free_all(struct s2s *s2s)
     void *v;
     while (s2s->routes != NULL && hmap_next(s2s->routes, &it, NULL, &v)) {
         struct route *r = v;
+        /* Unacknowledged stanzas may or may not have arrived: they bounce
+         * too, since an error the sender can retry beats a silent loss. */
+        if (r->out != NULL)
+            ack_out_requeue(r->out, r);
         queue_bounce_all(s2s, &r->q, XMPP_COND_REMOTE_SERVER_TIMEOUT,
                          "the server is shutting down");
         while (r->verifies.next != &r->verifies) {

@@ -47,7 +47,15 @@ void router_link_send_node(struct s2s *s2s, const struct xml_node *st)
         log_warn(&s2s->lc, "router link down: <%s/> from %s to %s lost", st->name,
                  xml_attr_get(st, "from") ? xml_attr_get(st, "from") : "?",
                  xml_attr_get(st, "to") ? xml_attr_get(st, "to") : "?");
+    else
+        s2s->link_bytes += b.len;
     buf_fini(&b);
+}
+
+uint64_t router_link_flushed(const struct s2s *s2s)
+{
+    size_t pending = s2s->cc != NULL ? comp_client_pending(s2s->cc) : 0;
+    return pending < s2s->link_bytes ? s2s->link_bytes - pending : 0;
 }
 
 static void bounce_node(struct s2s *s2s, struct arena *a, struct xml_node *st, enum xmpp_cond cond,

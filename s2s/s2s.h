@@ -31,6 +31,7 @@ struct xstream;
 #define S2S_NS_DB       "jabber:server:dialback"
 #define S2S_NS_DB_FEAT  "urn:xmpp:features:dialback"
 #define S2S_NS_RESOLVER "urn:parley:resolver:1"
+#define S2S_NS_SM       "urn:xmpp:sm:3"
 
 /* ---- a small intrusive list ------------------------------------------------ */
 
@@ -109,6 +110,7 @@ void s2s_policy(const struct s2s_cfg *cfg, const char *remote, enum s2s_auth *au
 struct queued {
     struct s2s_list link;
     int64_t at_ms;
+    uint32_t serial; /* on a stream's unacked list: its XEP-0198 count */
     size_t len;
     char data[]; /* serialised in jabber:server, NUL-terminated */
 };
@@ -158,6 +160,11 @@ struct route {
     char *resolve_id;
     int64_t deadline_ms; /* resolving, or the current attempt */
     int64_t used_ms;     /* last stanza or verify, for forgetting idle routes */
+    /* After an authenticated stream died: until retry_until_ms, a failed
+     * attempt waits and tries again (backoff) instead of bouncing the
+     * queue; the stanzas' own max-age still applies. */
+    int64_t retry_until_ms, retry_at_ms;
+    long backoff_ms;
     enum xmpp_cond fail_cond;
     char fail_text[200];
 };
@@ -187,8 +194,20 @@ struct s2s_conn {
     struct event *connect_ev;
     struct xstream *xs;
     bool tls, header_sent, restarted, sasl_done, sasl_failed;
-    bool negotiated;     /* out: TLS settled, db:verify may be sent */
-    bool paused;         /* in: reading stopped while the router link is backed up */
+    bool negotiated; /* out: TLS settled, db:verify may be sent */
+    bool paused;     /* in: reading stopped while the router link is backed up */
+    struct {
+        bool offered;            /* out: the peer's features offer XEP-0198 */
+        bool on;                 /* acks counted (out: <enable/> sent; in: <enable/> received) */
+        bool asked;              /* out: an <r/> is unanswered */
+        uint32_t h;              /* in: stanzas handled; out: stanzas sent since <enable/> */
+        struct s2s_list unacked; /* out: struct queued, oldest first */
+        size_t unacked_bytes;
+        /* in: where each stanza not yet counted in h ends in the router
+         * link's byte stream (struct s2s .link_bytes); a ring */
+        uint64_t *ends;
+        size_t nends, cap, head;
+    } sm;
     char stream_id[128]; /* in: ours; out: the peer's */
     char *local;         /* in: the header's 'to'; out: the route's local domain */
     char *remote;        /* in: the header's 'from' (may be NULL); out: the route's */
@@ -220,6 +239,7 @@ struct s2s {
         struct evconnlistener *plain, *tls;
     } listen;
     struct comp_client *cc;
+    uint64_t link_bytes;    /* bytes ever handed to the router link */
     struct hmap *comps;     /* component name -> struct comp_names (router notices) */
     struct hmap *served;    /* domain bound by a local component -> struct served */
     struct hmap *routes;    /* "local remote" -> struct route */
@@ -367,14 +387,40 @@ int queue_push(struct s2s_queue *q, const char *data, size_t len, size_t max_byt
 struct queued *queue_pop(struct s2s_queue *q);
 /* The oldest item without unlinking it, or NULL. */
 const struct queued *queue_peek(const struct s2s_queue *q);
+/* Puts the items of list (struct queued, oldest first) back at the head of
+ * q, in order, emptying list; they keep their age. */
+void queue_unshift_all(struct s2s_queue *q, struct s2s_list *list);
 /* Bounces every item with cond and text, emptying q. */
 void queue_bounce_all(struct s2s *s2s, struct s2s_queue *q, enum xmpp_cond cond, const char *text);
+
+/* ack.c: stanza acknowledgements between servers (XEP-0198 without
+ * resumption): what was written but not acknowledged when a stream dies
+ * goes back to its route's queue, to be sent again or bounced. */
+void ack_init(struct s2s_conn *sc);
+/* Out: the stream is authenticated; <enable/> if the peer offered it. */
+void ack_out_start(struct s2s_conn *sc);
+/* Out: a stanza was written (at_ms: when it was first queued). */
+void ack_out_sent(struct s2s_conn *sc, const char *data, size_t len, int64_t at_ms);
+/* Out: the unacknowledged stanzas go back to the head of r's queue. */
+void ack_out_requeue(struct s2s_conn *sc, struct route *r);
+/* Once a second: asks for an ack when stanzas wait for one. */
+void ack_out_tick(struct s2s_conn *sc);
+/* Bytes written and not yet acknowledged. */
+size_t ack_out_pending(const struct s2s_conn *sc);
+/* Elements in S2S_NS_SM, either direction. */
+void ack_on_element(struct s2s_conn *sc, const struct xml_node *st);
+/* In: one more stanza handled. */
+void ack_in_handled(struct s2s_conn *sc);
+void ack_free(struct s2s_conn *sc);
 
 /* router_link.c */
 int router_link_start(struct s2s *s2s, struct err *err) PL_WARN_UNUSED;
 void router_link_free(struct s2s *s2s);
 /* Serialises st (jabber:server or jabber:client) to the router. */
 void router_link_send_node(struct s2s *s2s, const struct xml_node *st);
+/* Bytes handed to the router link that have left this process (written to
+ * the socket), counted like s2s->link_bytes. */
+uint64_t router_link_flushed(const struct s2s *s2s);
 /* Bounces a stanza (serialised text) back through the router with cond;
  * errors are never bounced (logged at debug and dropped). */
 void router_link_bounce(struct s2s *s2s, const char *data, size_t len, enum xmpp_cond cond,

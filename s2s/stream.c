@@ -114,6 +114,7 @@ static void on_tls(struct conn *conn, void *arg)
 static void sconn_free(struct s2s_conn *sc)
 {
     s2s_list_del(&sc->link);
+    ack_free(sc);
     xstream_free(&sc->xs);
     if (sc->connect_ev != NULL)
         event_free(sc->connect_ev);
@@ -194,6 +195,7 @@ struct s2s_conn *sconn_new(struct s2s *s2s, int fd, bool outgoing)
     sc->fd = -1;
     sc->last_ms = sc->created_ms = s2s_now_ms();
     s2s_list_add(&s2s->conns, &sc->link);
+    ack_init(sc);
     struct xstream_limits lim = {.max_stanza = s2s->cfg->max_stanza};
     sc->xs = xstream_new(&lim, &sconn_xs_ops, sc, 0);
     if (fd >= 0)
@@ -348,6 +350,8 @@ void sconn_housekeeping(struct s2s *s2s, int64_t now)
                                s2s->cfg->connect_timeout_ms);
             continue;
         }
+        if (sc->outgoing && sc->state == SC_UP)
+            ack_out_tick(sc);
         if (idle > 0 && authed && now - sc->last_ms >= idle) {
             log_info(&sc->lc, "idle for %ld ms: closing the stream", idle);
             sconn_close(sc, "idle");

@@ -94,7 +94,7 @@ class Server:
 
     def start(self, expect_errors=()):
         self.parleyd = Daemon("parleyd", self.config, self.dir, args=["--foreground"],
-                              expect_errors=expect_errors).start(timeout=30)
+                              expect_errors=expect_errors).start(timeout=90)
         return self
 
     def log(self):

@@ -23,6 +23,8 @@ from s2sfix import (NS_DB, NS_SASL, NS_STREAM, RawPeer, Server, dialback_key, fe
                     make_ca_certs, wait_for_log)
 
 
+NS_SM = "urn:xmpp:sm:3"
+
 
 def send(client, to, body, mid):
     m = client.make_message(mto=to, mbody=body, mtype="chat")
@@ -232,6 +234,11 @@ class Federation(unittest.TestCase):
         peer.stream.expect(q("success", NS_SASL))
         feats = peer.restart()
         self.assertIsNone(feats.find(mechs))
+        # stanza acknowledgements (XEP-0198, no resumption)
+        self.assertIsNotNone(feats.find(q("sm", NS_SM)))
+        peer.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+        enabled = peer.stream.expect(q("enabled", NS_SM))
+        self.assertIsNone(enabled.get("resume"))
 
         async def flow():
             a = await Client(self.a, *alice).online()
@@ -243,6 +250,8 @@ class Federation(unittest.TestCase):
             await a.offline()
 
         run(flow())
+        peer.send(f"<r xmlns='{NS_SM}'/>")
+        self.assertEqual(peer.stream.expect(q("a", NS_SM)).get("h"), "1")
         # a stanza to a domain not served here ends the stream
         peer.send("<message from='bob@b.test/x' to='x@elsewhere.test'><body>?</body></message>")
         peer.stream.expect_stream_error("host-unknown")
@@ -405,19 +414,22 @@ class Federation(unittest.TestCase):
         self.start()
         alice = self.a.add_user("alice")
         bob = self.b.add_user("bob")
-        n = 20
+        n = 200
 
         async def flow():
             a = await Client(self.a, *alice).online()
             b = await Client(self.b, *bob).online()
             a.send_message(mto=bob[0], mbody="warm-up", mtype="chat")
             self.assertEqual((await next_item(b.messages, timeout=20))["body"], "warm-up")
+            # the remote s2s dies in the middle of a burst: what it had read
+            # but not routed is not acknowledged, so a sends it again or
+            # bounces it
             pid = self.b.s2s_pid()
-            os.kill(pid, signal.SIGKILL)
-            await asyncio.get_event_loop().run_in_executor(
-                None, wait_for_log, self.a, r"route a\.test->b\.test down", 15)
             for i in range(n):
                 send(a, bob[0], f"m{i}", f"m{i}")
+                if i == n // 2:
+                    await asyncio.sleep(0.01)
+                    os.kill(pid, signal.SIGKILL)
             delivered, bounced = set(), set()
             deadline = time.monotonic() + 60
             while len(delivered | bounced) < n and time.monotonic() < deadline:
@@ -429,9 +441,13 @@ class Federation(unittest.TestCase):
                     if m["body"].startswith("m") or m["type"] == "error":
                         seen.add(m["id"] or m["body"])
                 await asyncio.sleep(0.05)
-            self.assertEqual(len(delivered | bounced), n,
+            # every message arrived (parleyd restarts b's s2s at once, and a
+            # retries within the queue's max-age) or came back as an error;
+            # one that b routed just before dying, before acknowledging it,
+            # arrives twice (a could not know)
+            self.assertEqual(delivered | bounced, {f"m{i}" for i in range(n)},
                              f"delivered {sorted(delivered)}, bounced {sorted(bounced)}")
-            self.assertFalse(delivered & bounced)
+            self.assertEqual(bounced, set())
             # once parleyd has restarted b's s2s, the route comes back on demand
             await asyncio.get_event_loop().run_in_executor(
                 None, wait_for_log, self.b, r"parley-s2s \(pid \d+\) is ready(.|\n)*"
