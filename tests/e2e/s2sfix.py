@@ -8,6 +8,7 @@ from a test CA made with certtool, and a raw server-to-server peer
 import hashlib
 import hmac
 import os
+import random
 import re
 import shutil
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Daemon, Stream, binary, free_port, q
+from harness import Daemon, Stream, binary, q
 
 NS_RESOLVER = "urn:parley:resolver:1"
 NS_SERVER = "jabber:server"
@@ -26,14 +27,37 @@ NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_STREAM = "http://etherx.jabber.org/streams"
 
 
+def listen_ports(names):
+    """Distinct free ports below the kernel's ephemeral range: a port from
+    that range can be taken by any outgoing connection (of these very
+    daemons, too) between the check and the daemon's bind."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        pass
+    ports = {}
+    while len(ports) < len(names):
+        p = random.randint(max(1024, low - 12000), low - 1)
+        if p in ports.values():
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        ports[names[len(ports)]] = p
+    return ports
+
+
 class Server:
     """One Parley deployment serving domain, on 127.0.0.1 with free ports."""
 
     def __init__(self, domain):
         self.domain = domain
         self.dir = tempfile.mkdtemp(prefix=f"parley-s2s-{domain}-")
-        self.ports = {k: free_port() for k in ("c2s", "c2s_tls", "router", "http", "s2s",
-                                                 "s2s_tls")}
+        self.ports = listen_ports(("c2s", "c2s_tls", "router", "http", "s2s", "s2s_tls"))
         subprocess.run([binary("parleyctl"), "init", self.dir, "--domain", domain,
                         "--c2s-port", str(self.ports["c2s"]),
                         "--c2s-tls-port", str(self.ports["c2s_tls"]),
@@ -64,6 +88,13 @@ class Server:
         text = text[:start] + section + f"    {extra}\n" + text[end:]
         with open(self.config, "w") as f:
             f.write(text)
+
+    def rewrite_s2s(self, fn):
+        """Replaces the <s2s> section's text with fn(text)."""
+        text = self.text()
+        start, end = text.index("  <s2s>"), text.index("  </s2s>")
+        with open(self.config, "w") as f:
+            f.write(text[:start] + fn(text[start:end]) + text[end:])
 
     def use_nameserver(self, address, port):
         """Points this deployment's parley-resolver at a test DNS server: it

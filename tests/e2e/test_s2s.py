@@ -321,6 +321,39 @@ class Federation(unittest.TestCase):
         run(flow())
         wait_for_log(self.a, r"dialback from b\.test refused: the policy is require-valid-cert")
 
+    def test_plaintext_refused_by_default_and_allowed_by_policy(self):
+        """b.test has no certificate for s2s and allows plaintext; a.test
+        refuses plaintext by default, and allows it for b.test by policy."""
+        self.b.rewrite_s2s(lambda t: re.sub(
+            r"    <tls-port>\d+</tls-port>\n    <tls>.*?</tls>\n", "    <tls-port>0</tls-port>\n",
+            t, flags=re.S).replace("<require-tls>true", "<require-tls>false"))
+        self.assertNotIn("<cert", self.b.text().split("  <s2s>")[1])
+        self.start()
+        bob = self.b.add_user("bob")
+        self.send_and_bounce(bob[0], "remote-server-not-found",
+                             text_has="offers no STARTTLS and TLS is required")
+        # now with the policy for b.test: plaintext dialback both ways
+        self.a.parleyd.stop()
+        self.a.parleyd = None
+        self.a.edit_s2s("<remote domain='b.test'><require-tls>false</require-tls></remote>")
+        self.a.start()
+        alice = ("alice@a.test", "secret")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(a, bob[0], "in the clear", "p1")
+            m = await next_item(b.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("p1", "in the clear"))
+            send(b, alice[0], "back", "p2")
+            m = await next_item(a.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("p2", "back"))
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+        wait_for_log(self.a, r"authenticated as a\.test to b\.test with dialback")
+
     # ---- a peer that lies about its domain ----------------------------------------
 
     def test_stanza_from_an_unauthenticated_domain_gets_invalid_from(self):
@@ -386,6 +419,49 @@ class Federation(unittest.TestCase):
         peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
         peer.stream.expect_stream_error("connection-timeout", timeout=10)
         wait_for_log(self.a, r"stream error connection-timeout: no domain authenticated")
+
+    def test_bad_input_gets_stream_errors_and_others_are_served(self):
+        self.a.edit_s2s("<max-stanza>16K</max-stanza>")
+        self.start()
+
+        def header(ns="jabber:server", version=" version='1.0'"):
+            return (f"<?xml version='1.0'?><stream:stream xmlns='{ns}' "
+                    f"xmlns:stream='{NS_STREAM}' from='b.test' to='a.test'{version}>")
+
+        cases = [
+            (header() + "<message><body></message>", "not-well-formed"),
+            (header(ns="jabber:client"), "invalid-namespace"),
+            (header(version=""), "unsupported-version"),
+            (header() + "<foo xmlns='urn:example:bar'/>", "policy-violation"),  # before TLS
+        ]
+        for data, cond in cases:
+            s = Stream.connect(self.a.ports["s2s"])
+            s.send(data)
+            s.expect_stream_error(cond)
+            s.close()
+        # after TLS: an unknown element, and a stanza over <max-stanza>
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer.starttls()
+        peer.send("<foo xmlns='urn:example:bar'/>")
+        peer.stream.expect_stream_error("unsupported-stanza-type")
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer.starttls()
+        peer.send("<message><body>" + "x" * 20000 + "</body></message>")
+        peer.stream.expect_stream_error("policy-violation")
+        # the daemon still federates
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(b, alice[0], "still here?", "h1")
+            m = await next_item(a.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("h1", "still here?"))
+            await a.offline()
+            await b.offline()
+
+        run(flow())
 
     # ---- lifecycle -----------------------------------------------------------------
 
