@@ -546,6 +546,9 @@ void sm_session_on_envelope(struct sm *sm, struct xml_node *env, const char *raw
         return;
     if (xml_is(child, SM_NS_SESSION, "end")) {
         sm_presence_broadcast_unavailable(s, NULL);
+        /* Acknowledged, so that the c2s frees its lingering session now
+         * rather than after its sm-grace (a minute of memory per logout). */
+        send_envelope(s, 0, NULL, NULL);
         sm_session_end(s, NULL, false);
         return;
     }

@@ -1119,6 +1119,9 @@ class WithSm(C2SCase):
         a.send("</stream:stream>")
         a.s.wait_closed()
         wait_log(self.env.sm, f"session alice@{DOMAIN}/leaving ended")
+        # the sm acknowledges the end: the c2s frees the session at once, not
+        # after <sm-grace> (60 s)
+        wait_log(self.env.c2s, rf"session \S+ \(alice@{DOMAIN}/leaving\) ended", timeout=5)
 
     def test_iq_to_server_is_answered(self):
         a = self.session("alice")
