@@ -17,7 +17,7 @@ import time
 
 import slixmpp
 
-from harness import Daemon, binary, free_port
+from harness import Daemon, binary, free_ports
 from store_access import Store, pg_create, pg_drop, pgsql_wanted
 
 DOMAIN = "example.test"
@@ -26,8 +26,7 @@ DOMAIN = "example.test"
 class Suite:
     def __init__(self, extra_init=(), sm_section=None):
         self.dir = tempfile.mkdtemp(prefix="parley-flow-")
-        self.ports = {k: free_port() for k in ("c2s", "c2s_tls", "router", "http", "s2s",
-                                                 "s2s_tls")}
+        self.ports = free_ports(("c2s", "c2s_tls", "router", "http", "s2s", "s2s_tls"))
         args = [binary("parleyctl"), "init", self.dir, "--domain", DOMAIN,
                 "--c2s-port", str(self.ports["c2s"]),
                 "--c2s-tls-port", str(self.ports["c2s_tls"]),

@@ -6,6 +6,7 @@ panic log line it did not declare."""
 
 import hashlib
 import os
+import random
 import re
 import secrets
 import shutil
@@ -45,6 +46,32 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(names):
+    """{name: port} with distinct free ports below the kernel's ephemeral
+    range, for daemons' listeners: free_port's ephemeral ports can be taken
+    by any outgoing connection (the daemons' own, too) before the daemon
+    binds them, and two calls can return the same port."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        pass
+    ports = {}
+    names = list(names)
+    while len(ports) < len(names):
+        p = random.randint(max(1024, low - 12000), low - 1)
+        if p in ports.values():
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        ports[names[len(ports)]] = p
+    return ports
 
 
 def q(name, ns):

@@ -8,7 +8,6 @@ from a test CA made with certtool, and a raw server-to-server peer
 import hashlib
 import hmac
 import os
-import random
 import re
 import shutil
 import socket
@@ -17,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Daemon, Stream, binary, q
+from harness import Daemon, Stream, binary, free_ports, q
 
 NS_RESOLVER = "urn:parley:resolver:1"
 NS_SERVER = "jabber:server"
@@ -27,37 +26,13 @@ NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_STREAM = "http://etherx.jabber.org/streams"
 
 
-def listen_ports(names):
-    """Distinct free ports below the kernel's ephemeral range: a port from
-    that range can be taken by any outgoing connection (of these very
-    daemons, too) between the check and the daemon's bind."""
-    low = 32768
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError):
-        pass
-    ports = {}
-    while len(ports) < len(names):
-        p = random.randint(max(1024, low - 12000), low - 1)
-        if p in ports.values():
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        ports[names[len(ports)]] = p
-    return ports
-
-
 class Server:
     """One Parley deployment serving domain, on 127.0.0.1 with free ports."""
 
     def __init__(self, domain):
         self.domain = domain
         self.dir = tempfile.mkdtemp(prefix=f"parley-s2s-{domain}-")
-        self.ports = listen_ports(("c2s", "c2s_tls", "router", "http", "s2s", "s2s_tls"))
+        self.ports = free_ports(("c2s", "c2s_tls", "router", "http", "s2s", "s2s_tls"))
         subprocess.run([binary("parleyctl"), "init", self.dir, "--domain", domain,
                         "--c2s-port", str(self.ports["c2s"]),
                         "--c2s-tls-port", str(self.ports["c2s_tls"]),
