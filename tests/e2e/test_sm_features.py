@@ -530,6 +530,12 @@ class Vacation(FeatureCase):
         self.message(b2, f"alice@{DOMAIN}", "while away", iid="w")
         r = b2.expect(q("message", NS_CLIENT), pred=self.is_reply)
         self.assertEqual(r.findtext(q("body", NS_CLIENT)), "Away until Monday")
+        # the reply can go out before the message reaches the offline queue
+        # (it may still wait on the store): alice comes back once it is there
+        deadline = time.time() + 10
+        while (self.store.count("queue", f"alice@{DOMAIN}") == 0 and
+               time.time() < deadline):
+            time.sleep(0.05)
         a2 = self.online("alice", "back")
         m = a2.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "w")
         self.assertIsNotNone(m.find(q("delay", NS_DELAY)))
