@@ -386,6 +386,42 @@ class Federation(unittest.TestCase):
         peer2.send(f"<message from='bob@b.test/x' to='{alice[0]}'><body>3</body></message>")
         peer2.stream.expect_stream_error("not-authorized")
 
+    def test_several_domains_on_one_incoming_stream(self):
+        """Dialback piggybacking (XEP-0220 §2.5): a raw peer proves b.test and
+        then svc.b.test (a component of b's deployment) on one stream; a.test
+        checks each with b's real s2s and accepts stanzas from both."""
+        secret = self.b.add_component("svc", ["svc.b.test"])
+        self.start(self.table(**{"svc.b.test": [("xmpp.b.test", self.b.ports["s2s"],
+                                                 "starttls", "127.0.0.1")]}))
+        svc = component(self.b.ports["router"], "svc", secret)
+        svc.send(f"<bind xmlns='{NS_ROUTER}' name='svc.b.test'/>")
+        svc.expect(q("bind", NS_ROUTER))
+        alice = self.a.add_user("alice")
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer.starttls()
+        sid = peer.header.get("id")
+        for domain in ("b.test", "svc.b.test"):
+            key = dialback_key(self.b.dialback_secret, "a.test", domain, sid)
+            peer.send(f"<db:result from='{domain}' to='a.test'>{key}</db:result>")
+            r = peer.stream.expect(q("result", NS_DB), timeout=20)
+            self.assertEqual((r.get("from"), r.get("to"), r.get("type")),
+                             ("a.test", domain, "valid"))
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            peer.send(f"<message from='bob@b.test/x' to='{alice[0]}' id='p1'><body>1</body>"
+                      f"</message><message from='room@svc.b.test/bot' to='{alice[0]}' id='p2'>"
+                      "<body>2</body></message>")
+            got = [await next_item(a.messages, timeout=20) for _ in range(2)]
+            self.assertEqual([(m["id"], str(m["from"])) for m in got],
+                             [("p1", "bob@b.test/x"), ("p2", "room@svc.b.test/bot")])
+            await a.offline()
+
+        run(flow())
+        peer.send(f"<message from='x@other.b.test' to='{alice[0]}'><body>3</body></message>")
+        peer.stream.expect_stream_error("invalid-from")
+        svc.close()
+
     def test_plaintext_refused_and_db_verify_answered(self):
         self.start()
         peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
