@@ -115,6 +115,9 @@ static void on_queue(const struct store_res *res, void *arg)
             struct store_rec *r = store_rec_new(res->arena);
             store_rec_time(res->arena, r, "ts", store_rec_get_int(res->rows[i], "ts", 0));
             store_rec_xml(res->arena, r, "xml", store_rec_get_str(res->rows[i], "xml", ""));
+            const char *origin = store_rec_get_str(res->rows[i], "origin", NULL);
+            if (origin != NULL)
+                store_rec_str(res->arena, r, "origin", origin);
             store_put(sm->st, "queue", c->user, r, on_requeued, sm);
         }
     } else {
@@ -127,7 +130,9 @@ static void on_queue(const struct store_res *res, void *arg)
                 /* blocked since it was stored */
             } else if (st != NULL) {
                 xml_attr_set(p->a, st, "to", s->jid);
-                sm_session_write(s, st, NULL);
+                /* With its origin, so that a c2s that already delivered it
+                 * (before an sm restart replayed it into the queue) drops it. */
+                sm_session_write(s, st, store_rec_get_str(res->rows[i], "origin", NULL));
             } else {
                 log_error(&sm->lc, "an offline message of %s is damaged; dropped", s->jid);
             }
