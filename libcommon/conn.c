@@ -54,6 +54,8 @@ struct conn {
     struct event *rev, *wev;
     struct event *grace; /* created by conn_close with a grace period */
     bool rev_on, wev_on;
+    bool write_blocked; /* the last write hit EAGAIN: wait for the socket */
+    bool flush_queued;  /* wev made active by update_events, not yet run */
     struct evbuffer *in, *out;
     bool read_paused;
     bool read_eof;  /* CLOSING: the peer has finished sending */
@@ -111,6 +113,21 @@ static void set_event(struct event *ev, bool *on, bool want)
     *on = want;
 }
 
+/* As set_event for wev. libevent silently leaves an event that is active
+ * out of epoll when it is added, so a queued flush is taken off the active
+ * queue first (update_events queues it again if still useful); event_del
+ * also drops it from the queue. */
+static void set_write_event(struct conn *c, bool want)
+{
+    if (want && !c->wev_on && c->flush_queued) {
+        event_del(c->wev);
+        c->flush_queued = false;
+    } else if (!want && c->wev_on) {
+        c->flush_queued = false;
+    }
+    set_event(c->wev, &c->wev_on, want);
+}
+
 /* Registers exactly the readiness the current state waits for. */
 static void update_events(struct conn *c)
 {
@@ -118,7 +135,7 @@ static void update_events(struct conn *c)
     switch (c->state) {
     case CONN_OPEN:
         want_r = !c->read_paused;
-        want_w = evbuffer_get_length(c->out) > 0 || c->recv_wants_write;
+        want_w = (evbuffer_get_length(c->out) > 0 && c->write_blocked) || c->recv_wants_write;
         break;
     case CONN_TLS_FLUSH:
         /* Anything read now would be plaintext the client must not send. */
@@ -136,7 +153,17 @@ static void update_events(struct conn *c)
         break;
     }
     set_event(c->rev, &c->rev_on, want_r);
-    set_event(c->wev, &c->wev_on, want_w);
+    set_write_event(c, want_w);
+    /* Output on a socket that has room is written once per loop iteration,
+     * after the callbacks that queued it, without registering for
+     * writability: enabling and disabling the write event around every
+     * write cost two epoll_ctl calls each time. An event already active
+     * stays so once. */
+    if (c->state == CONN_OPEN && !c->write_blocked && !c->flush_queued &&
+        evbuffer_get_length(c->out) > 0) {
+        c->flush_queued = true;
+        event_active(c->wev, EV_WRITE, 1);
+    }
 }
 
 static void conn_free(struct conn *c)
@@ -333,8 +360,10 @@ static ssize_t send_plain(struct conn *c, size_t limit)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->write_blocked = true;
                 break;
+            }
             shut_errno(c, "write", errno);
             return -1;
         }
@@ -366,6 +395,7 @@ static int send_tls(struct conn *c)
         }
         if (r == GNUTLS_E_AGAIN) {
             c->send_pending = n;
+            c->write_blocked = true;
             return 0;
         }
         if (r == GNUTLS_E_INTERRUPTED) {
@@ -525,6 +555,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    c->write_blocked = false; /* writable, or asked to try */
+    c->flush_queued = false;
     if (c->recv_wants_write) {
         c->recv_wants_write = false;
         event_active(c->rev, EV_READ, 1);

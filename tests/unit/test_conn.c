@@ -912,6 +912,47 @@ static void test_bulk_tls_back_pressure(void **state)
     env_free(e);
 }
 
+/* Plaintext output is written from the loop without waiting for
+ * writability, and waits for it only once the socket is full: many small
+ * writes, then more while the socket is full, all arrive in order. */
+static bool cli_got_all(const struct env *e)
+{
+    return e->cli.rx_len == e->cli.expect || e->srv.n_close > 0 || e->cli.n_close > 0;
+}
+
+static void test_small_writes_fill_and_drain(void **state)
+{
+    struct env *e = env_new(state, SMALL_SOCKBUF);
+    unsigned char piece[1000];
+    size_t sent = 0;
+    e->cli.read_hook = bulk_read;
+    e->cli.expect = 2 * MIB;
+    conn_pause_read(e->cli.c, true);
+    while (sent < MIB) {
+        for (size_t i = 0; i < sizeof(piece); i++)
+            piece[i] = pattern(sent + i);
+        conn_write(e->srv.c, piece, sizeof(piece));
+        sent += sizeof(piece);
+    }
+    run_for(e, 50); /* the socket fills; the rest waits for writability */
+    assert_true(conn_output_len(e->srv.c) > 0);
+    assert_true(conn_output_len(e->srv.c) < sent);
+    conn_pause_read(e->cli.c, false);
+    while (sent < 2 * MIB) {
+        size_t n = 2 * MIB - sent < sizeof(piece) ? 2 * MIB - sent : sizeof(piece);
+        for (size_t i = 0; i < n; i++)
+            piece[i] = pattern(sent + i);
+        conn_write(e->srv.c, piece, n);
+        sent += n;
+    }
+    run_until(e, cli_got_all);
+    assert_int_equal(e->cli.rx_len, 2 * MIB);
+    assert_int_equal(conn_output_len(e->srv.c), 0);
+    assert_int_equal(e->srv.n_close, 0);
+    assert_int_equal(e->cli.n_close, 0);
+    env_free(e);
+}
+
 /* ---- closing ---- */
 
 static bool srv_closed(const struct env *e)
@@ -1135,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_peer_close_once),
         cmocka_unit_test(test_close_flushes_over_tls),
         cmocka_unit_test(test_close_with_queued_output_plain),
+        cmocka_unit_test(test_small_writes_fill_and_drain),
         cmocka_unit_test(test_close_grace_expires),
         cmocka_unit_test(test_bad_priority),
         cmocka_unit_test(test_file_errors_name_the_file),
