@@ -313,7 +313,13 @@ static void on_items(const struct store_res *res, void *arg)
     bool by_id = xml_child(verb, NS_PUBSUB, "item") != NULL;
     const char *max = xml_attr_get(verb, "max_items");
     size_t first = 0, n = res->nrows;
-    if (!by_id && max != NULL && (size_t)strtol(max, NULL, 10) < n)
+    /* Just after a publication the oldest item may still wait for trim():
+     * the node holds its newest max_items, whatever the store has yet. */
+    const struct pep_node *node = pep_node_get(p->sm, owner_of(p), xml_attr_get(verb, "node"));
+    size_t keep = node == NULL ? n : (size_t)(node->cfg.persist_items ? node->cfg.max_items : 1);
+    if (keep < n)
+        first = n - keep;
+    if (!by_id && max != NULL && (size_t)strtol(max, NULL, 10) < n - first)
         first = n - (size_t)strtol(max, NULL, 10); /* the newest (XEP-0060 §6.5.7) */
     struct xml_node *items;
     struct xml_node *ps = reply(p, "items", xml_attr_get(verb, "node"), &items);

@@ -369,6 +369,27 @@ class Pep(PepCase):
                  to=f"nobody@{DOMAIN}")
         self.assertEqual(cond(r)[0], "service-unavailable")
 
+    def test_node_holds_max_items_right_after_publish(self):
+        """Publications sent back to back, then items at once: the node
+        shows its newest max_items even before the store has dropped the
+        older ones."""
+        a = self.caps_online("alice")
+        node = "urn:example:log"
+        opts = form(NS_PUBOPT, {"pubsub#max_items": "2"})
+        for k in range(3):
+            for t in ("a", "b", "c"):
+                a.stanza(f"<iq xmlns='{NS_CLIENT}' type='set' id='t{k}{t}' from='{a.jid}'>"
+                         f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{NS_TUNE}'>"
+                         f"<item>{tune(t)}</item></publish></pubsub></iq>")
+                a.stanza(f"<iq xmlns='{NS_CLIENT}' type='set' id='l{k}{t}' from='{a.jid}'>"
+                         f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{node}'><item id='{t}'>"
+                         f"<entry xmlns='urn:example'>{k}{t}</entry></item></publish>"
+                         f"<publish-options>{opts}</publish-options></pubsub></iq>")
+            got = self.item_list(self.items(a, NS_TUNE))
+            self.assertEqual(len(got), 1, k)
+            self.assertEqual(got[0][1].findtext(q("title", NS_TUNE)), "c")
+            self.assertEqual([i for i, _ in self.item_list(self.items(a, node))], ["b", "c"])
+
     def test_persistence_across_sm_restart(self):
         a = self.login("alice")
         self.published_id(self.publish(a, NS_TUNE, tune("kept"), item_id="k"))
