@@ -121,6 +121,8 @@ void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st)
     snprintf(why, sizeof(why), "%s refused our dialback key (%s%s%s)", sc->remote, type,
              cond != XMPP_COND_NONE ? " " : "", cond != XMPP_COND_NONE ? xmpp_cond_name(cond) : "");
     log_info(&sc->lc, "%s", why);
+    if (sc->route != NULL)
+        sc->route->refused = true;
     out_detach(sc, XMPP_COND_REMOTE_SERVER_NOT_FOUND, why);
     sconn_close(sc, why);
 }

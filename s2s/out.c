@@ -21,7 +21,9 @@
 #include "xml.h"
 #include "xstream.h"
 
-/* Ends the attempt with cond and a reason that the bounces will carry. */
+/* Ends the attempt with cond and a reason that the bounces will carry. Its
+ * callers are decisions (a policy, a refusal, TLS impossible), which no
+ * retry would change: the route bounces at once. */
 static void out_fail(struct s2s_conn *sc, enum xmpp_cond cond, const char *fmt, ...)
     PL_PRINTF(3, 4);
 static void out_fail(struct s2s_conn *sc, enum xmpp_cond cond, const char *fmt, ...)
@@ -32,6 +34,8 @@ static void out_fail(struct s2s_conn *sc, enum xmpp_cond cond, const char *fmt, 
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     log_info(&sc->lc, "%s", text);
+    if (sc->route != NULL)
+        sc->route->refused = true;
     out_detach(sc, cond, text);
     sconn_close(sc, text);
 }
@@ -45,7 +49,7 @@ void out_detach(struct s2s_conn *sc, enum xmpp_cond cond, const char *text)
     r->out = NULL;
     ack_out_requeue(sc, r);
     if (sc->state == SC_UP)
-        route_down(r, text);
+        route_down(r, text, !sc->idle_closed);
     else
         route_attempt_failed(r, cond, "%s", text);
 }

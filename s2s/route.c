@@ -80,6 +80,7 @@ static void start(struct route *r)
 {
     struct s2s *s2s = r->s2s;
     r->state = ROUTE_RESOLVING;
+    r->refused = false;
     r->fail_cond = XMPP_COND_REMOTE_SERVER_NOT_FOUND;
     r->fail_text[0] = '\0';
     r->resolve_id = router_link_resolve(s2s, r->remote);
@@ -158,7 +159,7 @@ void route_flush(struct route *r)
 static bool retry_later(struct route *r, const char *text)
 {
     int64_t now = s2s_now_ms();
-    if (r->s2s->stopping || r->q.count == 0 || now >= r->retry_until_ms)
+    if (r->s2s->stopping || r->refused || r->q.count == 0 || now >= r->retry_until_ms)
         return false;
     r->backoff_ms = r->backoff_ms == 0 ? RETRY_FIRST_MS : r->backoff_ms * 2;
     if (r->backoff_ms > RETRY_MAX_MS)
@@ -217,11 +218,11 @@ void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt,
     route_fail(r, r->fail_cond, text);
 }
 
-void route_down(struct route *r, const char *reason)
+void route_down(struct route *r, const char *reason, bool unexpected)
 {
     log_info(&r->s2s->lc, "route %s->%s down: %s", r->local, r->remote, reason);
     r->state = ROUTE_IDLE;
-    r->retry_until_ms = s2s_now_ms() + r->s2s->cfg->queue_age_ms;
+    r->retry_until_ms = unexpected ? s2s_now_ms() + r->s2s->cfg->queue_age_ms : 0;
     r->backoff_ms = 0;
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
         S2S_ENTRY(l, struct verify, link)->sent = false;

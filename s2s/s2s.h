@@ -165,6 +165,7 @@ struct route {
      * queue; the stanzas' own max-age still applies. */
     int64_t retry_until_ms, retry_at_ms;
     long backoff_ms;
+    bool refused; /* the last attempt ended in a decision, not a fault: no retry */
     enum xmpp_cond fail_cond;
     char fail_text[200];
 };
@@ -194,8 +195,9 @@ struct s2s_conn {
     struct event *connect_ev;
     struct xstream *xs;
     bool tls, header_sent, restarted, sasl_done, sasl_failed;
-    bool negotiated; /* out: TLS settled, db:verify may be sent */
-    bool paused;     /* in: reading stopped while the router link is backed up */
+    bool negotiated;  /* out: TLS settled, db:verify may be sent */
+    bool paused;      /* in: reading stopped while the router link is backed up */
+    bool idle_closed; /* out: we closed it for idleness */
     struct {
         bool offered;            /* out: the peer's features offer XEP-0198 */
         bool on;                 /* acks counted (out: <enable/> sent; in: <enable/> received) */
@@ -368,8 +370,10 @@ void route_flush(struct route *r);
 /* The current attempt failed: try the next target, or fail the route. */
 void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt, ...)
     PL_PRINTF(3, 4);
-/* An authenticated stream closed: reconnect if stanzas wait. */
-void route_down(struct route *r, const char *reason);
+/* An authenticated stream closed: reconnect if stanzas wait; when it
+ * died unexpectedly (not our idle close), failed attempts are retried for
+ * a while (see struct route). */
+void route_down(struct route *r, const char *reason, bool unexpected);
 /* The resolver answered (node is <resolved/>, NULL when the iq failed). */
 void route_on_resolved(struct route *r, const struct xml_node *resolved, enum xmpp_cond cond);
 /* Queues a db:verify for an incoming stream (starting the route if idle). */

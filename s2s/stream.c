@@ -354,6 +354,7 @@ void sconn_housekeeping(struct s2s *s2s, int64_t now)
             ack_out_tick(sc);
         if (idle > 0 && authed && now - sc->last_ms >= idle) {
             log_info(&sc->lc, "idle for %ld ms: closing the stream", idle);
+            sc->idle_closed = true;
             sconn_close(sc, "idle");
         }
     }

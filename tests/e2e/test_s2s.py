@@ -522,6 +522,33 @@ class Federation(unittest.TestCase):
         run(flow())
         self.assertEqual(self.a.log().count("route a.test->b.test up"), 2)
 
+    def test_reload_applies_the_policy_to_new_streams(self):
+        self.a.edit_s2s("<idle-timeout>2s</idle-timeout>")
+        self.start()
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(a, bob[0], "before", "r1")
+            self.assertEqual((await next_item(b.messages, timeout=20))["id"], "r1")
+            # b.test now needs a valid certificate; SIGHUP through parleyd
+            self.a.edit_s2s("<remote domain='b.test'><auth>require-valid-cert</auth></remote>")
+            self.a.parleyd.signal(signal.SIGHUP)
+            await asyncio.get_event_loop().run_in_executor(
+                None, wait_for_log, self.a, r"parley-s2s: notice: configuration reloaded", 15)
+            await asyncio.get_event_loop().run_in_executor(
+                None, wait_for_log, self.a, r"a\.test->b\.test.*idle for 2000 ms", 15)
+            send(a, bob[0], "after", "r2")
+            m = await next_item(a.messages, timeout=30)
+            self.assertEqual((m["id"], m["type"]), ("r2", "error"))
+            self.assertIn("require-valid-cert", m["error"]["text"])
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+
     def test_remote_killed_mid_stream_loses_nothing_silently(self):
         self.start()
         alice = self.a.add_user("alice")
