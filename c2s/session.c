@@ -18,11 +18,11 @@
 #include "buf.h"
 #include "comp_handshake.h"
 #include "hmap.h"
+#include "recent.h"
 #include "xml.h"
 
 #define UNACKED_MAX_N     512       /* envelopes kept before the client is paused */
 #define UNACKED_MAX_BYTES (1 << 20) /* bytes kept before the client is paused */
-#define ORIGINS           1024      /* protocol.md §8: recent origins per session */
 #define ACK_DELAY_MS      20        /* protocol.md §8: a lone ack within 20 ms */
 
 struct unacked {
@@ -56,9 +56,8 @@ struct session {
     uint64_t out_seq, in_seq;
     struct unacked *head, *tail;
     size_t nunacked, unacked_bytes;
-    int64_t deadline;  /* on c2s->sm.timed: link down or lingering */
-    uint64_t *origins; /* a ring of ORIGINS hashes, allocated on first use */
-    unsigned norigins;
+    int64_t deadline;       /* on c2s->sm.timed: link down or lingering */
+    struct recent *origins; /* hashes of the last RECENT_MAX origins, made on first use */
     struct list all_link, timed_link, ack_link;
 };
 
@@ -83,7 +82,7 @@ static void session_free(struct session *s)
     free(s->jid);
     free(s->sm);
     free(s->presence);
-    free(s->origins);
+    recent_free(&s->origins);
     free(s);
 }
 
@@ -389,16 +388,9 @@ void sessions_housekeeping(struct c2s *c2s, int64_t now)
 /* Was this origin delivered already (a replay along another path)? */
 static bool origin_seen(struct session *s, const char *o)
 {
-    uint64_t h = hash_stable(o, strlen(o), 0x5a17);
-    unsigned n = s->norigins < ORIGINS ? s->norigins : ORIGINS;
     if (s->origins == NULL)
-        s->origins = xcalloc(ORIGINS, sizeof(*s->origins));
-    for (unsigned i = 0; i < n; i++) {
-        if (s->origins[i] == h)
-            return true;
-    }
-    s->origins[s->norigins++ % ORIGINS] = h;
-    return false;
+        s->origins = recent_new();
+    return recent_check_add(s->origins, hash_stable(o, strlen(o), 0x5a17));
 }
 
 /* The answer to a resume: a fresh sm (it had restarted) may have refused
