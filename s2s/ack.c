@@ -55,12 +55,13 @@ static void ask(struct s2s_conn *sc)
     sconn_write_str(sc, "<r xmlns='" S2S_NS_SM "'/>");
 }
 
-void ack_out_sent(struct s2s_conn *sc, const char *data, size_t len, int64_t at_ms)
+void ack_out_sent(struct s2s_conn *sc, struct route *r, const char *data, size_t len, int64_t at_ms)
 {
     if (!sc->sm.on)
         return;
     struct queued *e = xmalloc(sizeof(*e) + len + 1);
     s2s_list_init(&e->link);
+    e->route = r;
     e->at_ms = at_ms;
     e->serial = ++sc->sm.h;
     e->len = len;
@@ -84,13 +85,22 @@ void ack_out_tick(struct s2s_conn *sc)
         ask(sc);
 }
 
-void ack_out_requeue(struct s2s_conn *sc, struct route *r)
+void ack_out_requeue(struct s2s_conn *sc)
 {
     if (sc->sm.unacked.next == &sc->sm.unacked)
         return;
     log_info(&sc->lc, "%zu bytes of stanzas not acknowledged by %s go back to the queue",
              sc->sm.unacked_bytes, sc->remote);
-    queue_unshift_all(&r->q, &sc->sm.unacked);
+    /* Newest first, each to the head of its own route's queue: every
+     * queue keeps its order. */
+    while (sc->sm.unacked.prev != &sc->sm.unacked) {
+        struct queued *e = S2S_ENTRY(sc->sm.unacked.prev, struct queued, link);
+        s2s_list_del(&e->link);
+        struct s2s_list one;
+        s2s_list_init(&one);
+        s2s_list_add(&one, &e->link);
+        queue_unshift_all(&e->route->q, &one);
+    }
     sc->sm.unacked_bytes = 0;
 }
 
@@ -115,8 +125,7 @@ static void on_ack(struct s2s_conn *sc, const struct xml_node *st)
         sc->sm.unacked_bytes -= e->len;
         free(e);
     }
-    if (sc->route != NULL)
-        route_flush(sc->route);
+    out_flush_all(sc);
 }
 
 static void on_out_element(struct s2s_conn *sc, const struct xml_node *st)

@@ -46,19 +46,24 @@ static bool key_equal(const char *a, const char *b)
 
 /* ---- originating side ------------------------------------------------------- */
 
-void dialback_out_start(struct s2s_conn *sc)
+void dialback_out_send(struct s2s_conn *sc, const char *local)
 {
     char key[65];
-    dialback_key(sc->s2s->db_key, sc->remote, sc->local, sc->stream_id, key);
+    dialback_key(sc->s2s->db_key, sc->remote, local, sc->stream_id, key);
     struct buf b = BUF_INIT;
     buf_append_str(&b, "<db:result");
-    xml_append_attr(&b, "from", sc->local);
+    xml_append_attr(&b, "from", local);
     xml_append_attr(&b, "to", sc->remote);
     buf_printf(&b, ">%s</db:result>", key);
     sconn_write(sc, b.data, b.len);
     buf_fini(&b);
+    log_debug(&sc->lc, "db:result for %s sent", local);
+}
+
+void dialback_out_start(struct s2s_conn *sc)
+{
+    dialback_out_send(sc, sc->local);
     sc->state = SC_DIALBACK;
-    log_debug(&sc->lc, "db:result sent");
 }
 
 static enum xmpp_cond error_cond(const struct xml_node *st)
@@ -70,12 +75,28 @@ static enum xmpp_cond error_cond(const struct xml_node *st)
 }
 
 /* The answer of an authoritative server to one of our db:verify. */
+static bool verify_answer_for(struct s2s_conn *sc, struct route *r, const struct xml_node *st,
+                              const char *type, const char *id);
+
 static void on_verify_answer(struct s2s_conn *sc, const struct xml_node *st, const char *type)
 {
-    struct route *r = sc->route;
     const char *id = xml_attr_get(st, "id");
-    if (r == NULL || id == NULL)
+    if (id == NULL)
         return;
+    struct route *rs[S2S_MAX_RIDERS];
+    size_t n = out_routes(sc, rs, S2S_MAX_RIDERS);
+    const char *to = xml_attr_get(st, "to");
+    for (size_t i = 0; i < n; i++) {
+        if ((to == NULL || strcmp(to, rs[i]->local) == 0) &&
+            verify_answer_for(sc, rs[i], st, type, id))
+            return;
+    }
+    log_info(&sc->lc, "db:verify answer for unknown stream id %.64s ignored", id);
+}
+
+static bool verify_answer_for(struct s2s_conn *sc, struct route *r, const struct xml_node *st,
+                              const char *type, const char *id)
+{
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next) {
         struct verify *v = S2S_ENTRY(l, struct verify, link);
         if (!v->sent || strcmp(v->stream_id, id) != 0)
@@ -86,9 +107,34 @@ static void on_verify_answer(struct s2s_conn *sc, const struct xml_node *st, con
         uint64_t in_id = v->in_id;
         route_verify_free(v);
         in_verify_done(sc->s2s, in_id, r->remote, r->local, valid, cond);
-        return;
+        return true;
     }
-    log_info(&sc->lc, "db:verify answer for unknown stream id %.64s ignored", id);
+    return false;
+}
+
+/* A <db:result type=…/> for a route riding this stream. Returns false when
+ * it is for the stream's own domain. */
+static bool on_rider_result(struct s2s_conn *sc, const struct xml_node *st, const char *type)
+{
+    const char *to = xml_attr_get(st, "to");
+    if (to == NULL || (sc->local != NULL && strcmp(to, sc->local) == 0))
+        return false;
+    for (struct s2s_list *l = sc->riders.next; l != &sc->riders; l = l->next) {
+        struct route *r = S2S_ENTRY(l, struct route, ride_link);
+        if (strcmp(r->local, to) != 0 || r->state != ROUTE_TRYING)
+            continue;
+        if (strcmp(type, "valid") == 0) {
+            sc->s2s->stats.dialback_out++;
+            log_notice(&sc->lc, "authenticated as %s to %s with dialback (piggybacked)", r->local,
+                       r->remote);
+            route_up(r);
+        } else {
+            out_rider_failed(r, type);
+        }
+        return true;
+    }
+    log_info(&sc->lc, "<db:result type='%.20s'/> for %.100s: no such route here", type, to);
+    return true;
 }
 
 void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st)
@@ -103,6 +149,8 @@ void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st)
         on_verify_answer(sc, st, type);
         return;
     }
+    if (strcmp(st->name, "result") == 0 && on_rider_result(sc, st, type))
+        return;
     if (strcmp(st->name, "result") != 0 || sc->state != SC_DIALBACK) {
         sconn_stream_error(sc, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE, "unexpected <db:%s/>",
                            st->name);

@@ -40,14 +40,19 @@ static void out_fail(struct s2s_conn *sc, enum xmpp_cond cond, const char *fmt, 
     sconn_close(sc, text);
 }
 
+static void detach_riders(struct s2s_conn *sc, const char *text);
+
 void out_detach(struct s2s_conn *sc, enum xmpp_cond cond, const char *text)
 {
+    /* Unacknowledged stanzas first: the routes restart with them queued. */
+    sc->gone = true;
+    ack_out_requeue(sc);
+    detach_riders(sc, text);
     struct route *r = sc->route;
     if (r == NULL)
         return;
     sc->route = NULL;
     r->out = NULL;
-    ack_out_requeue(sc, r);
     if (sc->state == SC_UP)
         route_down(r, text, !sc->idle_closed);
     else
@@ -254,11 +259,20 @@ void out_on_stanza(struct s2s_conn *sc, struct xml_node *st)
     }
 }
 
+static void flush_route_verifies(struct s2s_conn *sc, struct route *r);
+
 void out_flush_verifies(struct s2s_conn *sc)
 {
-    struct route *r = sc->route;
-    if (r == NULL || !sc->negotiated || sc->state == SC_CLOSING)
+    if (!sc->negotiated || sc->state == SC_CLOSING)
         return;
+    struct route *rs[S2S_MAX_RIDERS];
+    size_t n = out_routes(sc, rs, S2S_MAX_RIDERS);
+    for (size_t i = 0; i < n; i++)
+        flush_route_verifies(sc, rs[i]);
+}
+
+static void flush_route_verifies(struct s2s_conn *sc, struct route *r)
+{
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next) {
         struct verify *v = S2S_ENTRY(l, struct verify, link);
         if (v->sent)
@@ -275,5 +289,100 @@ void out_flush_verifies(struct s2s_conn *sc)
         buf_fini(&b);
         v->sent = true;
         log_debug(&sc->lc, "db:verify sent for stream %s", v->stream_id);
+    }
+}
+
+/* ---- piggybacking (XEP-0220 §2.5) ------------------------------------------ */
+
+size_t out_routes(const struct s2s_conn *sc, struct route **out, size_t max)
+{
+    size_t n = 0;
+    if (sc->route != NULL && n < max)
+        out[n++] = sc->route;
+    for (struct s2s_list *l = sc->riders.next; l != &sc->riders && n < max; l = l->next)
+        out[n++] = S2S_ENTRY(l, struct route, ride_link);
+    return n;
+}
+
+void out_flush_all(struct s2s_conn *sc)
+{
+    struct route *rs[S2S_MAX_RIDERS];
+    size_t n = out_routes(sc, rs, S2S_MAX_RIDERS);
+    for (size_t i = 0; i < n; i++) {
+        if (rs[i]->state == ROUTE_UP)
+            route_flush(rs[i]);
+    }
+}
+
+static size_t count_riders(const struct s2s_conn *sc)
+{
+    size_t n = 0;
+    for (const struct s2s_list *l = sc->riders.next; l != &sc->riders; l = l->next)
+        n++;
+    return n;
+}
+
+/* An authenticated stream to r's remote that can carry r as well. */
+static struct s2s_conn *find_host(const struct route *r)
+{
+    struct s2s *s2s = r->s2s;
+    for (struct s2s_list *l = s2s->conns.next; l != &s2s->conns; l = l->next) {
+        struct s2s_conn *sc = S2S_ENTRY(l, struct s2s_conn, link);
+        if (sc->outgoing && sc->state == SC_UP && !sc->gone && sc->route != NULL &&
+            sc->route != r && strcmp(sc->remote, r->remote) == 0 &&
+            count_riders(sc) + 1 < S2S_MAX_RIDERS)
+            return sc;
+    }
+    return NULL;
+}
+
+bool out_piggyback(struct route *r)
+{
+    if (r->s2s->stopping)
+        return false;
+    struct s2s_conn *host = find_host(r);
+    if (host == NULL)
+        return false;
+    r->state = ROUTE_TRYING;
+    r->out = host;
+    r->riding = true;
+    s2s_list_add(&host->riders, &r->ride_link);
+    r->deadline_ms = s2s_now_ms() + r->s2s->cfg->connect_timeout_ms;
+    log_info(&host->lc, "%s->%s rides this stream: dialback for %s", r->local, r->remote, r->local);
+    dialback_out_send(host, r->local);
+    out_flush_verifies(host);
+    return true;
+}
+
+/* Takes a rider off its stream; the route keeps its queue. */
+static void unride(struct route *r)
+{
+    s2s_list_del(&r->ride_link);
+    r->riding = false;
+    r->out = NULL;
+}
+
+void out_rider_failed(struct route *r, const char *why)
+{
+    log_info(&r->s2s->lc, "%s->%s cannot ride %s's stream (%s): connecting on its own", r->local,
+             r->remote, r->out && r->out->route ? r->out->route->local : "?", why);
+    unride(r);
+    r->state = ROUTE_IDLE;
+    route_start_own(r);
+}
+
+/* The stream is gone: every rider goes down with it. */
+static void detach_riders(struct s2s_conn *sc, const char *text)
+{
+    while (sc->riders.next != &sc->riders) {
+        struct route *r = S2S_ENTRY(sc->riders.next, struct route, ride_link);
+        bool was_up = r->state == ROUTE_UP;
+        unride(r);
+        if (was_up) {
+            route_down(r, text, !sc->idle_closed);
+        } else {
+            r->state = ROUTE_IDLE;
+            route_start_own(r);
+        }
     }
 }

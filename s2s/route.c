@@ -37,6 +37,7 @@ struct route *route_get(struct s2s *s2s, const char *local, const char *remote)
     r->remote = xstrdup(remote);
     queue_init(&r->q);
     s2s_list_init(&r->verifies);
+    s2s_list_init(&r->ride_link);
     r->used_ms = s2s_now_ms();
     hmap_put(s2s->routes, r->key, r);
     return r;
@@ -71,12 +72,21 @@ static bool writable(const struct route *r)
 static void write_one(struct route *r, const char *data, size_t len, int64_t at_ms)
 {
     sconn_write(r->out, data, len);
-    ack_out_sent(r->out, data, len, at_ms);
+    ack_out_sent(r->out, r, data, len, at_ms);
     r->out->last_ms = s2s_now_ms();
     r->s2s->stats.stanzas_out++;
 }
 
+/* Resolves and connects, unless a stream of another local domain to the
+ * same remote can carry this route too. */
 static void start(struct route *r)
+{
+    if (out_piggyback(r))
+        return;
+    route_start_own(r);
+}
+
+void route_start_own(struct route *r)
 {
     struct s2s *s2s = r->s2s;
     r->state = ROUTE_RESOLVING;
@@ -308,6 +318,8 @@ static void check_route(struct route *r, int64_t now)
         free(r->resolve_id);
         r->resolve_id = NULL;
         route_fail(r, XMPP_COND_REMOTE_SERVER_TIMEOUT, "the resolver did not answer in time");
+    } else if (r->state == ROUTE_TRYING && r->riding && now >= r->deadline_ms) {
+        out_rider_failed(r, "no answer to our dialback key in time");
     } else if (r->state == ROUTE_TRYING && r->out != NULL && r->out->conn != NULL &&
                now >= r->deadline_ms) {
         struct s2s_conn *sc = r->out;
@@ -374,12 +386,17 @@ void routes_free_all(struct s2s *s2s)
 {
     struct hmap_iter it = {0};
     void *v;
+    /* Unacknowledged stanzas may or may not have arrived: they bounce too,
+     * since an error the sender can retry beats a silent loss. First all of
+     * them, to whichever route (a stream may carry several) they are for. */
     while (s2s->routes != NULL && hmap_next(s2s->routes, &it, NULL, &v)) {
         struct route *r = v;
-        /* Unacknowledged stanzas may or may not have arrived: they bounce
-         * too, since an error the sender can retry beats a silent loss. */
-        if (r->out != NULL)
-            ack_out_requeue(r->out, r);
+        if (r->out != NULL && !r->riding)
+            ack_out_requeue(r->out);
+    }
+    memset(&it, 0, sizeof(it));
+    while (s2s->routes != NULL && hmap_next(s2s->routes, &it, NULL, &v)) {
+        struct route *r = v;
         queue_bounce_all(s2s, &r->q, XMPP_COND_REMOTE_SERVER_TIMEOUT,
                          "the server is shutting down");
         while (r->verifies.next != &r->verifies) {
@@ -387,7 +404,10 @@ void routes_free_all(struct s2s *s2s)
             s2s_list_del(&x->link);
             route_verify_free(x);
         }
-        if (r->out != NULL) {
+        if (r->riding) {
+            s2s_list_del(&r->ride_link);
+            r->riding = false;
+        } else if (r->out != NULL) {
             r->out->route = NULL;
             if (r->out->conn == NULL) {
                 close(r->out->fd);

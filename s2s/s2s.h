@@ -109,6 +109,7 @@ void s2s_policy(const struct s2s_cfg *cfg, const char *remote, enum s2s_auth *au
 
 struct queued {
     struct s2s_list link;
+    struct route *route; /* on a stream's unacked list: the route it was sent for */
     int64_t at_ms;
     uint32_t serial; /* on a stream's unacked list: its XEP-0198 count */
     size_t len;
@@ -166,6 +167,11 @@ struct route {
     int64_t retry_until_ms, retry_at_ms;
     long backoff_ms;
     bool refused; /* the last attempt ended in a decision, not a fault: no retry */
+    /* Dialback piggybacking (XEP-0220 §2.5): the route rides another
+     * route's authenticated stream to the same remote server (out is that
+     * stream; ride_link is on its riders list). */
+    bool riding;
+    struct s2s_list ride_link;
     enum xmpp_cond fail_cond;
     char fail_text[200];
 };
@@ -198,6 +204,7 @@ struct s2s_conn {
     bool negotiated;  /* out: TLS settled, db:verify may be sent */
     bool paused;      /* in: reading stopped while the router link is backed up */
     bool idle_closed; /* out: we closed it for idleness */
+    bool gone;        /* out: detached from its routes, closing */
     struct {
         bool offered;            /* out: the peer's features offer XEP-0198 */
         bool on;                 /* acks counted (out: <enable/> sent; in: <enable/> received) */
@@ -210,13 +217,14 @@ struct s2s_conn {
         uint64_t *ends;
         size_t nends, cap, head;
     } sm;
-    char stream_id[128]; /* in: ours; out: the peer's */
-    char *local;         /* in: the header's 'to'; out: the route's local domain */
-    char *remote;        /* in: the header's 'from' (may be NULL); out: the route's */
-    struct route *route; /* out only */
-    struct hmap *authed; /* in: remote domains authenticated on this stream */
-    int64_t last_ms;     /* last stanza either way, for the idle timeout */
-    int64_t created_ms;  /* in: authentication must come within connect-timeout */
+    char stream_id[128];    /* in: ours; out: the peer's */
+    char *local;            /* in: the header's 'to'; out: the route's local domain */
+    char *remote;           /* in: the header's 'from' (may be NULL); out: the route's */
+    struct route *route;    /* out only: the route that opened it */
+    struct s2s_list riders; /* out: routes of other local domains riding it */
+    struct hmap *authed;    /* in: remote domains authenticated on this stream */
+    int64_t last_ms;        /* last stanza either way, for the idle timeout */
+    int64_t created_ms;     /* in: authentication must come within connect-timeout */
     struct s2s_list link;
     struct log_ctx lc;
 };
@@ -325,8 +333,20 @@ void out_connect(struct route *r);
 int out_on_open(struct s2s_conn *sc, const struct xml_node *hdr);
 void out_on_stanza(struct s2s_conn *sc, struct xml_node *st);
 void out_on_tls(struct s2s_conn *sc);
-/* Sends the route's unsent db:verify requests if the stream allows. */
+/* Sends the unsent db:verify requests of every route on the stream, if
+ * the stream allows. */
 void out_flush_verifies(struct s2s_conn *sc);
+/* The routes a stream carries (its own, then its riders), at most max;
+ * returns how many. */
+size_t out_routes(const struct s2s_conn *sc, struct route **out, size_t max);
+/* Writes what waits in the queue of every route on the stream. */
+void out_flush_all(struct s2s_conn *sc);
+/* Rides an authenticated stream of another local domain to r's remote:
+ * sends db:result for r's domain on it. Returns false when there is none. */
+bool out_piggyback(struct route *r);
+/* A rider's dialback failed or timed out: it leaves the stream and starts
+ * on its own (resolve, connect). */
+void out_rider_failed(struct route *r, const char *why);
 /* Unlinks an outgoing connection from its route, telling the route why:
  * route_down when it was authenticated, else route_attempt_failed with
  * cond and text (the next target is tried). No-op once detached. */
@@ -344,17 +364,23 @@ bool sasl_out_on_element(struct s2s_conn *sc, const struct xml_node *st);
 bool sasl_offered(const struct xml_node *features);
 
 /* dialback.c: XEP-0220 with XEP-0185 keys */
+/* The most routes one stream carries (its own and riders). */
+#define S2S_MAX_RIDERS 64
 /* Writes the hex key for (receiving, originating, stream id) to out. */
 void dialback_key(const char *secret_hash, const char *receiving, const char *originating,
                   const char *stream_id, char out[65]);
 /* Outgoing: sends <db:result/> with our key. */
 void dialback_out_start(struct s2s_conn *sc);
+/* Outgoing: <db:result/> for local on the stream sc (piggybacking). */
+void dialback_out_send(struct s2s_conn *sc, const char *local);
 /* Outgoing stream: <db:result type=…/> or <db:verify type=…/>. */
 void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st);
 /* Incoming stream: <db:result>KEY</db:result> or <db:verify>KEY</db:verify>. */
 void dialback_in_on_element(struct s2s_conn *sc, const struct xml_node *st);
 
 /* route.c */
+/* Resolves and connects for r alone (no piggybacking). */
+void route_start_own(struct route *r);
 /* The route for (local, remote), created idle when absent. */
 struct route *route_get(struct s2s *s2s, const char *local, const char *remote);
 /* A stanza from the router for a remote domain (already checked). */
@@ -403,10 +429,12 @@ void queue_bounce_all(struct s2s *s2s, struct s2s_queue *q, enum xmpp_cond cond,
 void ack_init(struct s2s_conn *sc);
 /* Out: the stream is authenticated; <enable/> if the peer offered it. */
 void ack_out_start(struct s2s_conn *sc);
-/* Out: a stanza was written (at_ms: when it was first queued). */
-void ack_out_sent(struct s2s_conn *sc, const char *data, size_t len, int64_t at_ms);
-/* Out: the unacknowledged stanzas go back to the head of r's queue. */
-void ack_out_requeue(struct s2s_conn *sc, struct route *r);
+/* Out: a stanza was written for r (at_ms: when it was first queued). */
+void ack_out_sent(struct s2s_conn *sc, struct route *r, const char *data, size_t len,
+                  int64_t at_ms);
+/* Out: the unacknowledged stanzas go back to the head of their routes'
+ * queues, in order. */
+void ack_out_requeue(struct s2s_conn *sc);
 /* Once a second: asks for an ack when stanzas wait for one. */
 void ack_out_tick(struct s2s_conn *sc);
 /* Bytes written and not yet acknowledged. */

@@ -141,8 +141,8 @@ static void on_drain(struct conn *conn, void *arg)
 {
     struct s2s_conn *sc = arg;
     (void)conn;
-    if (sc->outgoing && sc->state == SC_UP && sc->route != NULL)
-        route_flush(sc->route);
+    if (sc->outgoing && sc->state == SC_UP)
+        out_flush_all(sc);
 }
 
 static const struct conn_ops sconn_conn_ops = {on_read, on_drain, on_tls, on_close};
@@ -196,6 +196,7 @@ struct s2s_conn *sconn_new(struct s2s *s2s, int fd, bool outgoing)
     sc->last_ms = sc->created_ms = s2s_now_ms();
     s2s_list_add(&s2s->conns, &sc->link);
     ack_init(sc);
+    s2s_list_init(&sc->riders);
     struct xstream_limits lim = {.max_stanza = s2s->cfg->max_stanza};
     sc->xs = xstream_new(&lim, &sconn_xs_ops, sc, 0);
     if (fd >= 0)

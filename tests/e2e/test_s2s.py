@@ -257,6 +257,42 @@ class Federation(unittest.TestCase):
         peer.stream.expect_stream_error("host-unknown")
         wait_for_log(self.a, r"b\.test authenticated with SASL EXTERNAL")
 
+    def test_second_local_domain_rides_the_first_stream(self):
+        """Dialback piggybacking outgoing: once a.test has a stream to
+        b.test, a stanza from svc.a.test (a component domain of a's
+        deployment) to b.test goes over the same stream after a db:result
+        for svc.a.test, instead of a second connection."""
+        secret = self.a.add_component("svc", ["svc.a.test"])
+        self.start(self.table(**{"svc.a.test": [("xmpp.a.test", self.a.ports["s2s"],
+                                                 "starttls", "127.0.0.1")]}))
+        svc = component(self.a.ports["router"], "svc", secret)
+        svc.send(f"<bind xmlns='{NS_ROUTER}' name='svc.a.test'/>")
+        svc.expect(q("bind", NS_ROUTER))
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(a, bob[0], "from a.test", "d1")
+            self.assertEqual((await next_item(b.messages, timeout=20))["id"], "d1")
+            svc.send(f"<message from='room@svc.a.test/bot' to='{bob[0]}' id='d2' type='chat'>"
+                     "<body>from svc.a.test</body></message>")
+            m = await next_item(b.messages, timeout=20)
+            self.assertEqual((m["id"], str(m["from"])), ("d2", "room@svc.a.test/bot"))
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+        wait_for_log(self.a, r"svc\.a\.test->b\.test rides this stream")
+        wait_for_log(self.a, r"authenticated as svc\.a\.test to b\.test with dialback "
+                             r"\(piggybacked\)")
+        self.assertEqual(self.a.log().count("connected to xmpp.b.test"), 1)
+        # on b, both domains were proved on one incoming stream
+        m = wait_for_log(self.b, r"s2s in (\S+) a\.test->b\.test: svc\.a\.test authenticated")
+        self.assertIn(f"s2s in {m.group(1)} a.test->b.test: a.test authenticated", self.b.log())
+        svc.close()
+
     # ---- failures bounce, with the right condition -----------------------------------
 
     def send_and_bounce(self, to, cond, timeout=30, text_has=None):
