@@ -293,6 +293,36 @@ class Federation(unittest.TestCase):
         self.assertIn(f"s2s in {m.group(1)} a.test->b.test: a.test authenticated", self.b.log())
         svc.close()
 
+    def test_refused_rider_connects_on_its_own_then_bounces(self):
+        secret = self.a.add_component("svc", ["svc.a.test"])
+        self.b.edit_s2s("<remote domain='svc.a.test'><auth>require-valid-cert</auth></remote>")
+        self.start(self.table(**{"svc.a.test": [("xmpp.a.test", self.a.ports["s2s"],
+                                                 "starttls", "127.0.0.1")]}))
+        svc = component(self.a.ports["router"], "svc", secret)
+        svc.send(f"<bind xmlns='{NS_ROUTER}' name='svc.a.test'/>")
+        svc.expect(q("bind", NS_ROUTER))
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(a, bob[0], "from a.test", "d1")
+            self.assertEqual((await next_item(b.messages, timeout=20))["id"], "d1")
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+        svc.send(f"<message from='room@svc.a.test/bot' to='{bob[0]}' id='d2' type='chat'>"
+                 "<body>from svc.a.test</body></message>")
+        err = svc.expect(q("message", "jabber:client"), timeout=30)
+        self.assertEqual((err.get("id"), err.get("type")), ("d2", "error"))
+        self.assertIsNotNone(err.find(f"{{jabber:client}}error/{{{NS_STANZAS}}}"
+                                      "remote-server-not-found"))
+        wait_for_log(self.a, r"svc\.a\.test->b\.test cannot ride a\.test's stream")
+        self.assertEqual(self.a.log().count("connected to xmpp.b.test"), 2)
+        svc.close()
+
     # ---- failures bounce, with the right condition -----------------------------------
 
     def send_and_bounce(self, to, cond, timeout=30, text_has=None):
