@@ -30,7 +30,7 @@
 
 #define HIST_US       1000000 /* latency histogram: 1 us buckets below 1 s, */
 #define HIST_MS       120000  /* then 1 ms buckets up to 2 minutes (and one overflow) */
-#define MAX_PIDS 32
+#define MAX_PIDS      32
 #define READ_CHUNK    65536
 #define SETUP_TIMEOUT 120 /* seconds for every session of a phase to be ready */
 #define SCRAM_LEN     20  /* SHA-1 */
