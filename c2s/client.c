@@ -288,6 +288,7 @@ void client_write_str(struct client *c, const char *s)
 void client_write_node(struct client *c, const struct xml_node *st)
 {
     struct buf b = BUF_INIT;
+    buf_reserve(&b, 1024); /* most stanzas: one allocation, not four */
     xml_serialize(&b, st, XML_NS_CLIENT);
     client_write(c, b.data, b.len);
     buf_fini(&b);

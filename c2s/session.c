@@ -109,6 +109,7 @@ static void send_envelope(struct session *s, uint64_t seq, const char *payload, 
 {
     struct c2s *c2s = s->c2s;
     struct buf b = BUF_INIT;
+    buf_reserve(&b, len + 256); /* one allocation, not a doubling per step */
     buf_append_str(&b, "<route xmlns='" PL_NS_ROUTER "'");
     xml_append_attr(&b, "from", c2s->name);
     xml_append_attr(&b, "to", s->jid);

@@ -73,6 +73,7 @@ void stanza_from_client(struct client *c, struct xml_node *st)
     if (c->lang != NULL && xml_attr_get_ns(st, XML_NS_XML, "lang") == NULL)
         xml_attr_set_ns(a, st, XML_NS_XML, "lang", c->lang);
     struct buf b = BUF_INIT;
+    buf_reserve(&b, 1024); /* most stanzas: one allocation, not four */
     xml_serialize(&b, st, PL_NS_ROUTER);
     session_forward(c->sess, b.data, b.len);
     if (xml_is(st, XML_NS_CLIENT, "presence") && xml_attr_get(st, "to") == NULL) {

@@ -34,6 +34,7 @@ struct xml_node *sm_stanza_new(struct arena *a, const char *name, const char *fr
 static void to_router(struct sm *sm, const struct xml_node *st)
 {
     struct buf b = BUF_INIT;
+    buf_reserve(&b, 1024); /* most stanzas: one allocation, not four */
     xml_serialize(&b, st, XML_NS_COMP);
     if (sm_link_send(sm, b.data, b.len) < 0)
         log_warn(&sm->lc, "router link down: <%s/> to %s not sent", st->name,

@@ -130,6 +130,7 @@ static void sm_fini(void *ctx)
     features_free(sm);
     sm_graces_free(sm);
     sm_acks_free(sm);
+    sm_pkt_arenas_free(sm);
     event_free(sm->housekeeping);
     hmap_free(&sm->users);
     hmap_free(&sm->sessions);

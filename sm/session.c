@@ -85,6 +85,7 @@ static void send_envelope(struct sm_session *s, uint64_t seq, const char *inner,
     struct sm *sm = s->user->sm;
     ack_unlink(s); /* this envelope carries the ack */
     struct buf b = BUF_INIT;
+    buf_reserve(&b, (inner ? strlen(inner) : 0) + 256); /* one allocation */
     buf_append_str(&b, "<route xmlns='" PL_NS_ROUTER "'");
     xml_append_attr(&b, "from", sm->name);
     xml_append_attr(&b, "to", s->c2s);
@@ -134,9 +135,13 @@ void sm_session_write(struct sm_session *s, const struct xml_node *st, const cha
     if (s->ended)
         return; /* a feature finishing late for a session that is gone */
     struct buf b = BUF_INIT;
+    buf_reserve(&b, 1024); /* most stanzas: one allocation, not four */
     xml_serialize(&b, st, PL_NS_ROUTER);
     log_debug(&s->user->sm->lc, "to %s: %s", s->jid, buf_cstr(&b));
-    session_send_owned(s, buf_detach(&b, NULL), origin);
+    size_t len = 0;
+    char *inner = buf_detach(&b, &len);
+    /* kept until acked: shrunk to its size (in place, no copy) */
+    session_send_owned(s, xrealloc(inner, len + 1), origin);
     s->user->sm->stats.delivered++;
 }
 

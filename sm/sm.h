@@ -223,7 +223,9 @@ struct sm {
     const struct sm_feature **features; /* the registry sorted by order */
     void **feature_state;               /* features[i]'s own state */
     size_t nfeatures;
-    struct sm_grace *graces; /* c2s daemons being waited for */
+    struct sm_grace *graces;        /* c2s daemons being waited for */
+    struct arena *spare_arenas[16]; /* reset pkt arenas, reused (sm.c) */
+    size_t nspare_arenas;
     struct sm_session *acks; /* sessions owing the c2s a lone ack */
     struct event *ack_timer; /* sends them; created on first use */
     struct log_ctx lc;
@@ -237,6 +239,8 @@ bool sm_is_local_domain(const struct sm *sm, const char *domain);
 /* Runs a stanza through the pipeline (the user is loaded first). */
 void sm_dispatch(struct sm *sm, struct sm_pkt *p);
 struct sm_pkt *sm_pkt_new(struct sm *sm);
+/* Frees the spare pkt arenas (at exit). */
+void sm_pkt_arenas_free(struct sm *sm);
 void sm_pkt_keep(struct sm_pkt *p);
 void sm_pkt_free(struct sm_pkt *p);
 /* Builds a pkt from a stanza tree (copied into the pkt's arena). Returns
