@@ -45,9 +45,9 @@ bool sm_is_local_domain(const struct sm *sm, const char *domain)
  * not allocated, zeroed and freed each time. Not under AddressSanitizer,
  * which must see a pkt's memory freed to catch a use after free. */
 #if defined(__SANITIZE_ADDRESS__)
-#define SPARE_ARENAS 0
+static const bool keep_spares = false;
 #else
-#define SPARE_ARENAS PL_ARRAY_LEN(((struct sm *)NULL)->spare_arenas)
+static const bool keep_spares = true;
 #endif
 
 struct sm_pkt *sm_pkt_new(struct sm *sm)
@@ -70,7 +70,7 @@ void sm_pkt_free(struct sm_pkt *p)
     sm_pkt_set_session(p, NULL);
     struct sm *sm = p->sm;
     struct arena *a = p->a;
-    if (sm->nspare_arenas < SPARE_ARENAS) {
+    if (keep_spares && sm->nspare_arenas < PL_ARRAY_LEN(sm->spare_arenas)) {
         arena_reset(a); /* p lived in a: gone from here on */
         sm->spare_arenas[sm->nspare_arenas++] = a;
         return;
