@@ -7,9 +7,8 @@
  * an executing session (sessionid) that its requester's full JID completes
  * with the submitted form or cancels; it expires after ADHOC_TTL_US, and a
  * refused submission leaves it open for another try. Limits: "online" means
- * this sm's sessions, and delete-user ends those only; what other features
- * cache of a deleted user (privacy lists, an avatar hash) lasts until the
- * sm unloads the user. */
+ * this sm's sessions, and delete-user ends those only (the features drop
+ * what they cache of a deleted user: on_user_forget). */
 #include "sm.h"
 
 #include <stdlib.h>

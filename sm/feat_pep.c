@@ -42,6 +42,7 @@ struct pep_wait {
 /* One account's nodes, cached while in use. */
 struct pep_owner {
     bool ready;
+    bool forgotten;     /* the account was deleted while its nodes were loading */
     struct hmap *nodes; /* name -> struct pep_node */
     struct pep_wait *head, *tail;
     int64_t last_used;
@@ -229,7 +230,7 @@ static void on_nodes_loaded(const struct store_res *res, void *arg)
         owner_free(o);
         run_waiters(l->sm, l->owner, w, false);
     } else {
-        for (size_t i = 0; i < res->nrows; i++) {
+        for (size_t i = 0; !o->forgotten && i < res->nrows; i++) {
             const char *name = store_rec_get_str(res->rows[i], "node", "");
             struct pep_node *n =
                 node_parse(res->arena, name, store_rec_get_str(res->rows[i], "config", ""));
@@ -780,6 +781,21 @@ static void fini(struct sm *sm)
     sm_feature_set_state(sm, &sm_feat_pep, NULL);
 }
 
+/* A deleted account: its cached nodes go (their rows go from the store);
+ * a load in flight ends with none. */
+static void on_user_forget(struct sm *sm, const char *jid)
+{
+    struct pep_state *ps = state_of(sm);
+    struct pep_owner *o = ps ? hmap_get(ps->owners, jid) : NULL;
+    if (o == NULL)
+        return;
+    if (o->ready) {
+        owner_free(hmap_del(ps->owners, jid));
+        return;
+    }
+    o->forgotten = true;
+}
+
 static const struct sm_iq_handler iqs[] = {
     {NS_DISCO_INFO, SM_IQ_ACCOUNT | SM_IQ_USER, on_disco},
     {NS_DISCO_ITEMS, SM_IQ_ACCOUNT | SM_IQ_USER, on_disco},
@@ -822,4 +838,5 @@ const struct sm_feature sm_feat_pep = {
     .niqs = sizeof(iqs) / sizeof(iqs[0]),
     .init = init,
     .fini = fini,
+    .on_user_forget = on_user_forget,
 };

@@ -1208,6 +1208,21 @@ static void privacy_fini(struct sm *sm)
     sm_feature_set_state(sm, &sm_feat_privacy, NULL);
 }
 
+/* A deleted account: its cached lists go (its rows go from the store). */
+static void on_user_forget(struct sm *sm, const char *jid)
+{
+    struct privacy_state *sp = state_of(sm);
+    struct privacy_user *pu = sp ? hmap_del(sp->users, jid) : NULL;
+    if (pu == NULL)
+        return;
+    if (pu->pending == 0) {
+        user_free(pu);
+    } else {
+        drop_waiting(pu);
+        pu->orphan = true; /* its load callbacks free it */
+    }
+}
+
 static void on_session_start(struct sm_session *s)
 {
     if (state_of(s->user->sm) != NULL)
@@ -1264,4 +1279,5 @@ const struct sm_feature sm_feat_privacy = {
     .on_session_end = on_session_end,
     .allow_out = allow_out,
     .allow_in = allow_in,
+    .on_user_forget = on_user_forget,
 };

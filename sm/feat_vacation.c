@@ -425,6 +425,16 @@ static void fini(struct sm *sm)
     sm_feature_set_state(sm, &sm_feat_vacation, NULL);
 }
 
+/* A deleted account: its settings and the senders already answered go (a
+ * load in flight finds no entry and is dropped). */
+static void on_user_forget(struct sm *sm, const char *jid)
+{
+    struct vacation_state *vs = state_of(sm);
+    struct vacation *v = vs ? hmap_del(vs->users, jid) : NULL;
+    if (v != NULL)
+        vacation_free(v);
+}
+
 static const struct sm_iq_handler iqs[] = {
     {NS_VACATION, SM_IQ_ACCOUNT | SM_IQ_USER, on_vacation},
 };
@@ -440,4 +450,5 @@ const struct sm_feature sm_feat_vacation = {
     .init = init,
     .fini = fini,
     .on_stanza = on_stanza,
+    .on_user_forget = on_user_forget,
 };

@@ -248,6 +248,9 @@ size_t sm_user_available(struct sm_user *u, int min_priority, struct sm_session 
 
 void sm_user_forget(struct sm_user *u)
 {
+    for (size_t i = 0; i < u->sm->nfeatures; i++)
+        if (u->sm->features[i]->on_user_forget != NULL)
+            u->sm->features[i]->on_user_forget(u->sm, u->jid);
     for (size_t i = 0; authreg_user_collections[i] != NULL; i++)
         store_delete(u->sm->st, authreg_user_collections[i], u->jid, NULL, on_saved, u);
     struct hmap_iter it = {0};

@@ -29,6 +29,9 @@ NS_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_ROSTER = "jabber:iq:roster"
 NS_PRIVATE = "jabber:iq:private"
 NS_SERVERINFO = "http://jabber.org/network/serverinfo"
+NS_BLOCKING = "urn:xmpp:blocking"
+NS_VACATION = "http://jabber.org/protocol/vacation"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 
 MUC = "muc.example.test"
 MUC_SECRET = secret()
@@ -347,6 +350,13 @@ class Users(AdminCase):
         a.expect(q("presence", NS_CLIENT), pred=lambda e: e.get("from") == b1.jid)
         r = b1.iq("set", f"<query xmlns='{NS_PRIVATE}'><x xmlns='urn:t'>v</x></query>")
         self.assertEqual(r.get("type"), "result")
+        # and state the sm caches: a blocklist, a vacation, a PEP node
+        for payload in (f"<block xmlns='{NS_BLOCKING}'><item jid='carol@{DOMAIN}'/></block>",
+                        f"<query xmlns='{NS_VACATION}'><start/><end/><message>away</message>"
+                        "</query>",
+                        f"<pubsub xmlns='{NS_PUBSUB}'><publish node='urn:example:n'><item>"
+                        "<x xmlns='urn:example:n'/></item></publish></pubsub>"):
+            self.assertEqual(b1.iq("set", payload).get("type"), "result", payload)
         # one missing account: nothing is deleted
         sid, x = self.execute(a, "delete-user")
         self.assertEqual(x.find(q("field", NS_XDATA) + "[@var='accountjids']").get("type"),
@@ -372,6 +382,17 @@ class Users(AdminCase):
         self.assertEqual(list(r.iter(q("item", NS_ROSTER))), [])
         r = b3.iq("get", f"<query xmlns='{NS_PRIVATE}'><x xmlns='urn:t'/></query>")
         self.assertIsNone(r.find(q("query", NS_PRIVATE)).find(q("x", "urn:t")).text)
+        r = b3.iq("get", f"<blocklist xmlns='{NS_BLOCKING}'/>")
+        self.assertEqual(list(r.iter(q("item", NS_BLOCKING))), [])
+        r = b3.iq("get", f"<query xmlns='{NS_VACATION}'/>")
+        self.assertEqual(len(r.find(q("query", NS_VACATION))), 0)
+        r = b3.iq("get", f"<pubsub xmlns='{NS_PUBSUB}'><items node='urn:example:n'/></pubsub>")
+        self.assertEqual(cond(r), "item-not-found")
+        # carol, blocked by the old bob, reaches the new one
+        c = self.online("carol")
+        c.stanza(f"<message xmlns='{NS_CLIENT}' from='{c.jid}' to='{b3.jid}' type='chat' "
+                 "id='c1'><body>hello new bob</body></message>")
+        b3.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "c1")
 
     def test_delete_several_and_refusals(self):
         a = self.login("alice")
