@@ -1295,16 +1295,25 @@ static int run_idle(struct bench *b)
     double per = before < 0 || after < 0 ? -1 : (double)(after - before) / b->nconns;
     printf("servers' RSS: %ld KiB before, %ld KiB with %d idle sessions: %.2f KiB per session\n",
            before, after, b->nconns, per);
+    /* The split by daemon also goes on the RESULT line (name:KiB,...), so
+     * that the script can show where each server's memory is. */
+    char split[MAX_PIDS * 48] = "-";
+    size_t used = 0;
     for (int i = 0; i < b->o.npids; i++) {
-        char name[64];
+        char name[32];
         long now = proc_rss_kib(b->o.pids[i]);
+        double kib = (double)(now - each[i]) / b->nconns;
         proc_name(b->o.pids[i], name, sizeof(name));
+        name[strcspn(name, " =,")] = '\0';
         printf("  %-16s pid %-7ld %8ld -> %8ld KiB: %6.2f KiB per session\n", name, b->o.pids[i],
-               each[i], now, (double)(now - each[i]) / b->nconns);
+               each[i], now, kib);
+        int n = snprintf(split + used, sizeof(split) - used, "%s%s:%.2f", i ? "," : "", name, kib);
+        if (n > 0 && (size_t)n < sizeof(split) - used)
+            used += (size_t)n;
     }
     printf("RESULT mode=idle sessions=%d rss_before_kib=%ld rss_after_kib=%ld "
-           "kib_per_session=%.2f login_s=%.2f errors=%llu\n",
-           b->nconns, before, after, per, secs, (unsigned long long)b->errors);
+           "kib_per_session=%.2f per_daemon=%s login_s=%.2f errors=%llu\n",
+           b->nconns, before, after, per, split, secs, (unsigned long long)b->errors);
     return b->failed || b->ready < b->nconns ? BENCH_LOSS : BENCH_OK;
 }
 

@@ -243,6 +243,8 @@ row "at $rate msgs/s: p50 ms" rate p50_ms
 row "  p99 ms" rate p99_ms
 row "  max ms" rate max_ms
 row "RSS per idle session, KiB ($idle sessions)" idle kib_per_session
+echo "  by daemon, KiB per session: Parley $(field parley-idle per_daemon | sed 's/,/, /g');" \
+    "jabberd2 $(field jabberd2-idle per_daemon | sed 's/,/, /g')"
 echo "SCRAM-SHA-1 iterations the servers asked for: Parley $(field parley-login-scram iterations)," \
     "jabberd2 $(field jabberd2-login-scram iterations)"
 if [ -f "$tmp/parley-messages-archive.out" ]; then
