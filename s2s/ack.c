@@ -177,6 +177,21 @@ static void on_in_element(struct s2s_conn *sc, const struct xml_node *st)
     }
 }
 
+void ack_in_link_lost(struct s2s *s2s)
+{
+    for (struct s2s_list *l = s2s->conns.next; l != &s2s->conns; l = l->next) {
+        struct s2s_conn *sc = S2S_ENTRY(l, struct s2s_conn, link);
+        if (sc->outgoing || !sc->sm.on || sc->state == SC_CLOSING)
+            continue;
+        count_flushed(sc);
+        if (sc->sm.nends > 0)
+            sconn_stream_error(sc, XMPP_COND_STREAM_INTERNAL_SERVER_ERROR,
+                               "the router is unreachable: %zu stanzas not delivered, send them "
+                               "again later",
+                               sc->sm.nends);
+    }
+}
+
 void ack_on_element(struct s2s_conn *sc, const struct xml_node *st)
 {
     if (sc->outgoing)

@@ -169,7 +169,12 @@ void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st)
     snprintf(why, sizeof(why), "%s refused our dialback key (%s%s%s)", sc->remote, type,
              cond != XMPP_COND_NONE ? " " : "", cond != XMPP_COND_NONE ? xmpp_cond_name(cond) : "");
     log_info(&sc->lc, "%s", why);
-    if (sc->route != NULL)
+    /* An invalid key is a verdict; an error in reaching our authoritative
+     * server (or the peer's own trouble) may pass, and is retried. */
+    bool transient =
+        cond == XMPP_COND_REMOTE_SERVER_NOT_FOUND || cond == XMPP_COND_REMOTE_SERVER_TIMEOUT ||
+        cond == XMPP_COND_INTERNAL_SERVER_ERROR || cond == XMPP_COND_RESOURCE_CONSTRAINT;
+    if (sc->route != NULL && !transient)
         sc->route->refused = true;
     out_detach(sc, XMPP_COND_REMOTE_SERVER_NOT_FOUND, why);
     sconn_close(sc, why);

@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "buf.h"
+#include "comp_client.h"
 #include "hmap.h"
 #include "jid.h"
 #include "xml.h"
@@ -164,6 +165,12 @@ static void forward(struct s2s_conn *sc, struct xml_node *st)
     }
     if (jid_parse_str(a, to, &jt, NULL) < 0 || s2s_local_domain(s2s, jt.domain) == NULL) {
         sconn_stream_error(sc, XMPP_COND_STREAM_HOST_UNKNOWN, "'%.200s' is not served here", to);
+        return;
+    }
+    if (s2s->cc == NULL || !comp_client_is_up(s2s->cc)) {
+        /* Not acknowledged: the peer keeps the stanza and sends it again. */
+        sconn_stream_error(sc, XMPP_COND_STREAM_INTERNAL_SERVER_ERROR,
+                           "the router is unreachable; try again later");
         return;
     }
     s2s->stats.stanzas_in++;

@@ -81,6 +81,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int64_t now = s2s_now_ms();
+    (void)router_link_flushed(s2s); /* keeps the written count fresh */
     route_housekeeping(s2s, now);
     sconn_housekeeping(s2s, now);
 }

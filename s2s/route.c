@@ -22,6 +22,7 @@
 #define ROUTE_FORGET_MS (10 * 60 * 1000)
 #define RETRY_FIRST_MS  250
 #define RETRY_MAX_MS    10000
+#define STABLE_MS       10000 /* a stream up this long resets the backoff */
 
 struct route *route_get(struct s2s *s2s, const char *local, const char *remote)
 {
@@ -150,7 +151,7 @@ void route_up(struct route *r)
     struct s2s *s2s = r->s2s;
     r->state = ROUTE_UP;
     r->retry_until_ms = r->retry_at_ms = 0;
-    r->backoff_ms = 0;
+    r->up_since_ms = s2s_now_ms(); /* the backoff is kept until the stream proves stable */
     s2s->stats.out_ok++;
     targets_free(r);
     if (r->out != NULL)
@@ -230,14 +231,27 @@ void route_attempt_failed(struct route *r, enum xmpp_cond cond, const char *fmt,
 
 void route_down(struct route *r, const char *reason, bool unexpected)
 {
+    int64_t now = s2s_now_ms();
     log_info(&r->s2s->lc, "route %s->%s down: %s", r->local, r->remote, reason);
     r->state = ROUTE_IDLE;
-    r->retry_until_ms = unexpected ? s2s_now_ms() + r->s2s->cfg->queue_age_ms : 0;
-    r->backoff_ms = 0;
+    r->retry_until_ms = unexpected ? now + r->s2s->cfg->queue_age_ms : 0;
     for (struct s2s_list *l = r->verifies.next; l != &r->verifies; l = l->next)
         S2S_ENTRY(l, struct verify, link)->sent = false;
-    if (!r->s2s->stopping && (r->q.count > 0 || r->verifies.next != &r->verifies))
-        start(r);
+    if (r->s2s->stopping || (r->q.count == 0 && r->verifies.next == &r->verifies))
+        return;
+    /* A stream that dies soon after it came up (a peer that ends every
+     * stream, say while its own router is away) is retried with backoff,
+     * not in a tight loop. */
+    if (unexpected && now - r->up_since_ms < STABLE_MS) {
+        r->backoff_ms = r->backoff_ms == 0 ? RETRY_FIRST_MS : r->backoff_ms * 2;
+        if (r->backoff_ms > RETRY_MAX_MS)
+            r->backoff_ms = RETRY_MAX_MS;
+        r->retry_at_ms = now + r->backoff_ms;
+        log_info(&r->s2s->lc, "%s->%s: next attempt in %ld ms", r->local, r->remote, r->backoff_ms);
+        return;
+    }
+    r->backoff_ms = 0;
+    start(r);
 }
 
 static int add_target(struct route *r, const struct xml_node *t, const char *address)
@@ -326,9 +340,11 @@ static void check_route(struct route *r, int64_t now)
         out_detach(sc, XMPP_COND_REMOTE_SERVER_TIMEOUT, "no authenticated stream in time");
         sconn_close(sc, "negotiation timed out");
     }
+    if (r->state == ROUTE_UP && r->backoff_ms != 0 && now - r->up_since_ms >= STABLE_MS)
+        r->backoff_ms = 0;
     if (r->state == ROUTE_IDLE && r->retry_at_ms != 0 && now >= r->retry_at_ms) {
         r->retry_at_ms = 0;
-        if (r->q.count > 0)
+        if (r->q.count > 0 || r->verifies.next != &r->verifies)
             start(r);
     }
     const struct queued *e;

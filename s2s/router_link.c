@@ -43,6 +43,7 @@ void router_link_send_node(struct s2s *s2s, const struct xml_node *st)
 {
     struct buf b = BUF_INIT;
     xml_serialize(&b, st, XML_NS_COMP);
+    (void)router_link_flushed(s2s); /* the last look before more is queued */
     if (s2s->cc == NULL || comp_client_send(s2s->cc, b.data, b.len) < 0)
         log_warn(&s2s->lc, "router link down: <%s/> from %s to %s lost", st->name,
                  xml_attr_get(st, "from") ? xml_attr_get(st, "from") : "?",
@@ -52,10 +53,18 @@ void router_link_send_node(struct s2s *s2s, const struct xml_node *st)
     buf_fini(&b);
 }
 
-uint64_t router_link_flushed(const struct s2s *s2s)
+/* What a lost link had not written is gone with it, and comp_client has
+ * dropped its buffer by the time on_down runs: so the count of written
+ * bytes is taken while the link is up, and frozen while it is down. */
+uint64_t router_link_flushed(struct s2s *s2s)
 {
-    size_t pending = s2s->cc != NULL ? comp_client_pending(s2s->cc) : 0;
-    return pending < s2s->link_bytes ? s2s->link_bytes - pending : 0;
+    if (s2s->cc != NULL && comp_client_is_up(s2s->cc)) {
+        size_t pending = comp_client_pending(s2s->cc);
+        uint64_t now = pending < s2s->link_bytes ? s2s->link_bytes - pending : 0;
+        if (now > s2s->link_flushed)
+            s2s->link_flushed = now;
+    }
+    return s2s->link_flushed;
 }
 
 static void bounce_node(struct s2s *s2s, struct arena *a, struct xml_node *st, enum xmpp_cond cond,
@@ -288,6 +297,7 @@ static void on_down(struct comp_client *cc, void *arg)
     struct s2s *s2s = arg;
     (void)cc;
     log_warn(&s2s->lc, "router link down");
+    ack_in_link_lost(s2s);
     forget_all(s2s);
 }
 

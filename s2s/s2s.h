@@ -165,6 +165,7 @@ struct route {
      * attempt waits and tries again (backoff) instead of bouncing the
      * queue; the stanzas' own max-age still applies. */
     int64_t retry_until_ms, retry_at_ms;
+    int64_t up_since_ms; /* when the route last came up */
     long backoff_ms;
     bool refused; /* the last attempt ended in a decision, not a fault: no retry */
     /* Dialback piggybacking (XEP-0220 §2.5): the route rides another
@@ -250,6 +251,7 @@ struct s2s {
     } listen;
     struct comp_client *cc;
     uint64_t link_bytes;    /* bytes ever handed to the router link */
+    uint64_t link_flushed;  /* of those, known to have been written (router_link.c) */
     struct hmap *comps;     /* component name -> struct comp_names (router notices) */
     struct hmap *served;    /* domain bound by a local component -> struct served */
     struct hmap *routes;    /* "local remote" -> struct route */
@@ -443,6 +445,10 @@ size_t ack_out_pending(const struct s2s_conn *sc);
 void ack_on_element(struct s2s_conn *sc, const struct xml_node *st);
 /* In: one more stanza handled. */
 void ack_in_handled(struct s2s_conn *sc);
+/* The router link went down: what it had not written is lost, so each
+ * incoming stream holding stanzas not yet acknowledged ends with a stream
+ * error, and its peer sends them again on a new stream. */
+void ack_in_link_lost(struct s2s *s2s);
 void ack_free(struct s2s_conn *sc);
 
 /* router_link.c */
@@ -450,9 +456,10 @@ int router_link_start(struct s2s *s2s, struct err *err) PL_WARN_UNUSED;
 void router_link_free(struct s2s *s2s);
 /* Serialises st (jabber:server or jabber:client) to the router. */
 void router_link_send_node(struct s2s *s2s, const struct xml_node *st);
-/* Bytes handed to the router link that have left this process (written to
- * the socket), counted like s2s->link_bytes. */
-uint64_t router_link_flushed(const struct s2s *s2s);
+/* Bytes handed to the router link known to have left this process
+ * (written to the socket), counted like s2s->link_bytes; updates
+ * s2s->link_flushed while the link is up. */
+uint64_t router_link_flushed(struct s2s *s2s);
 /* Bounces a stanza (serialised text) back through the router with cond;
  * errors are never bounced (logged at debug and dropped). */
 void router_link_bounce(struct s2s *s2s, const char *data, size_t len, enum xmpp_cond cond,

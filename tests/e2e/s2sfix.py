@@ -107,6 +107,10 @@ class Server:
         return self.parleyd.logtext() if self.parleyd else ""
 
     def s2s_pid(self):
+        return self.child_pid("parley-s2s")
+
+    def child_pid(self, comm_wanted):
+        """The pid of the daemon parleyd runs under that program name."""
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
@@ -117,7 +121,7 @@ class Server:
                     comm = f.read().strip()
             except OSError:
                 continue
-            if ppid == self.parleyd.proc.pid and comm == "parley-s2s":
+            if ppid == self.parleyd.proc.pid and comm == comm_wanted:
                 return int(pid)
         return None
 

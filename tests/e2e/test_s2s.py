@@ -615,6 +615,48 @@ class Federation(unittest.TestCase):
 
         run(flow())
 
+    def test_local_router_killed_while_a_remote_sends(self):
+        """a's router dies during a burst from b: a's s2s does not
+        acknowledge what its router link lost, ends b's stream while the
+        router is away, and b sends the rest again once it is back."""
+        self.start()
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+        n = 100
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(b, alice[0], "warm-up", "w")
+            self.assertEqual((await next_item(a.messages, timeout=20))["id"], "w")
+            router = self.a.child_pid("parley-router")
+            for i in range(n):
+                send(b, alice[0], f"k{i}", f"k{i}")
+                await asyncio.sleep(0.005)
+                if i == n // 3:
+                    os.kill(router, signal.SIGKILL)
+            got, errors = set(), []
+            deadline = time.monotonic() + 90
+            while len(got) < n and time.monotonic() < deadline:
+                try:
+                    m = await next_item(a.messages, timeout=1)
+                    got.add(m["id"])
+                except (AssertionError, asyncio.TimeoutError):
+                    pass
+                while not b.messages.empty():
+                    errors.append(b.messages.get_nowait()["id"])
+            def s2s_lines(srv):
+                return "\n".join(l for l in srv.log().splitlines() if "s2s" in l)[-6000:]
+
+            self.assertEqual(sorted(set(f"k{i}" for i in range(n)) - got,
+                                    key=lambda x: int(x[1:])), [],
+                             f"\na:\n{s2s_lines(self.a)}\nb:\n{s2s_lines(self.b)}")
+            self.assertEqual(errors, [])
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+
     def test_remote_killed_mid_stream_loses_nothing_silently(self):
         self.start()
         alice = self.a.add_user("alice")
