@@ -694,6 +694,10 @@ static int walk_child(struct loader *ld, struct slot *slots, size_t nslots, cons
                 if (add_group(ld, &slots[s], k, c) < 0)
                     return -1;
             } else if (k->type == CONF_T_LIST) {
+                char why[160], q[CLIP_VALUE + 8];
+                if (k->check != NULL && !k->check(c->text, why, sizeof(why)))
+                    return fail_at(ld, c->line, true, NULL, "\"%s\": %s",
+                                   clip(q, sizeof(q), c->text, CLIP_VALUE, false), why);
                 list_append(ld, &slots[s], k, c->text);
             } else {
                 if (slots[s].seen[j] != 0)

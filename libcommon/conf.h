@@ -28,6 +28,11 @@ enum conf_type {
 
 struct conf_table;
 
+/* A check of one value of a list key, beyond being text: returns true when
+ * value is acceptable, else false with the reason in why (len bytes, NUL
+ * terminated), which the loader reports as "file:line: <key>: "value": why". */
+typedef bool conf_check_fn(const char *value, char *why, size_t len);
+
 /* One key. path is relative to the table's root element: "port",
  * "router.port" (element router, child port) or "component@name" (attribute
  * name of element component); "@name" is an attribute of the root itself
@@ -50,6 +55,7 @@ struct conf_key {
     const struct conf_table *sub; /* CONF_T_GROUP */
     const char *help;             /* one line, printed by -t and parleyctl init */
     bool secret;                  /* never printed: conf_dump writes (hidden) */
+    conf_check_fn *check;         /* CONF_T_LIST: each value from the file; NULL = any */
 };
 
 struct conf_table {
@@ -107,6 +113,12 @@ struct conf_table {
     {                                                                                              \
         .path = p, .type = CONF_T_LIST, .offset = offsetof(T, field),                              \
         .count_offset = offsetof(T, countfield), .required = req, .help = h                        \
+    }
+/* A list whose every value from the file must pass check (conf_check_fn). */
+#define CONF_LIST_CHECKED(p, T, field, countfield, fn, h)                                          \
+    {                                                                                              \
+        .path = p, .type = CONF_T_LIST, .offset = offsetof(T, field),                              \
+        .count_offset = offsetof(T, countfield), .check = fn, .help = h                            \
     }
 #define CONF_GROUP(p, T, field, countfield, subtable, req, h)                                      \
     {                                                                                              \

@@ -1,6 +1,93 @@
 /* SPDX-License-Identifier: MIT */
-/* The <sm> section of parley.xml. */
+/* The <sm> section of parley.xml, and which features it switches off. */
 #include "sm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Parts of the sm that are not registry features but that an operator may
+ * think of as such: always on, like the core features. */
+static const char *const core_parts[] = {"offline", "session", "delivery", NULL};
+
+static const struct sm_feature *registry_find(const char *name)
+{
+    for (size_t i = 0; i < sm_feature_count; i++) {
+        if (strcmp(sm_feature_registry[i]->name, name) == 0)
+            return sm_feature_registry[i];
+    }
+    return NULL;
+}
+
+/* The names <features><disable> takes, for the error about another one. */
+static void switchable_names(char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sm_feature_count && used < len; i++) {
+        const struct sm_feature *f = sm_feature_registry[i];
+        if (f->core || f->part_of != NULL)
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", f->name);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
+static bool check_disable(const char *value, char *why, size_t len)
+{
+    const struct sm_feature *f = registry_find(value);
+    for (size_t i = 0; f == NULL && core_parts[i] != NULL; i++) {
+        if (strcmp(core_parts[i], value) == 0) {
+            snprintf(why, len, "core (RFC 6120/6121), always on");
+            return false;
+        }
+    }
+    if (f == NULL) {
+        char names[128];
+        switchable_names(names, sizeof(names));
+        snprintf(why, len, "unknown feature; one of: %s", names);
+        return false;
+    }
+    if (f->core) {
+        snprintf(why, len, "core (RFC 6120/6121), always on");
+        return false;
+    }
+    if (f->part_of != NULL) {
+        snprintf(why, len, "a part of %s: disable %s", f->part_of, f->part_of);
+        return false;
+    }
+    return true;
+}
+
+static bool named(const struct sm_cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->ndisabled; i++) {
+        if (strcmp(cfg->disabled[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool sm_cfg_disables(const struct sm_cfg *cfg, const struct sm_feature *f)
+{
+    return named(cfg, f->part_of != NULL ? f->part_of : f->name);
+}
+
+int sm_cfg_validate(const struct common_cfg *common, const void *cfgp, struct err *err)
+{
+    const struct sm_cfg *cfg = cfgp;
+    (void)common;
+    for (size_t i = 0; i < sm_feature_count; i++) {
+        const struct sm_feature *f = sm_feature_registry[i];
+        for (size_t k = 0; f->needs != NULL && f->needs[k] != NULL; k++) {
+            if (!sm_cfg_disables(cfg, f) && named(cfg, f->needs[k]))
+                return err_set(err, XMPP_COND_BAD_REQUEST,
+                               "<sm><features><disable>%s: %s needs %s (it works on its "
+                               "state): disable %s too, or keep %s",
+                               f->needs[k], f->name, f->needs[k], f->name, f->needs[k]);
+        }
+    }
+    return 0;
+}
 
 static const char *const conflict_names[] = {"replace", "refuse", "generate", NULL};
 
@@ -29,6 +116,9 @@ static const struct conf_key keys[] = {
               "an address (URI) for user support (XEP-0157)"),
     CONF_INT("sm.archive-days", struct sm_cfg, archive_days, 0, 36500, "0",
              "days an archived message (XEP-0313) is kept; 0 keeps it for ever"),
+    CONF_LIST_CHECKED("sm.features.disable", struct sm_cfg, disabled, ndisabled, check_disable,
+                      "a feature switched off (its registry name: vcard, mam, carbons...); "
+                      "all are on by default"),
     CONF_DURATION("sm.session-grace", struct sm_cfg, session_grace_ms, 0, 3600000, "60s",
                   "how long sessions of a vanished c2s are kept for its return"),
 };

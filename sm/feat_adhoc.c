@@ -49,12 +49,15 @@ struct adhoc_field {
 
 /* One command: its node after NS_ADMIN "#", its name, the form of its first
  * stage (NULL: it runs at once, with no session to continue), a custom
- * first stage (NULL: the plain form) and what it does on submission. */
+ * first stage (NULL: the plain form), what it does on submission, and the
+ * feature it belongs to (NULL: none; the command is neither listed nor run
+ * when that feature is disabled). */
 struct adhoc_cmd {
     const char *node, *name;
     const struct adhoc_field *fields;
     void (*form)(struct adhoc_run *r);
     void (*run)(struct adhoc_run *r);
+    const char *feature;
 };
 
 /* An executing session: its form was sent, its submission is awaited. */
@@ -756,27 +759,34 @@ static const struct adhoc_field motd_fields[] = {
 
 /* get-online-users is the node older clients and servers use for the list. */
 static const struct adhoc_cmd commands[] = {
-    {"add-user", "Add a User", add_user_fields, NULL, add_user_run},
-    {"delete-user", "Delete a User", delete_user_fields, NULL, delete_user_run},
-    {"change-user-password", "Change User Password", password_fields, NULL, change_password_run},
-    {"get-online-users-num", "Get Number of Online Users", NULL, NULL, online_num_run},
-    {"get-online-users-list", "Get List of Online Users", online_fields, NULL, online_list_run},
-    {"get-online-users", "Get List of Online Users", online_fields, NULL, online_list_run},
-    {"announce", "Send Announcement to Online Users", announce_fields, NULL, announce_run},
-    {"set-motd", "Set Message of the Day", motd_fields, NULL, motd_run},
-    {"edit-motd", "Edit Message of the Day", motd_fields, edit_motd_form, motd_run},
-    {"delete-motd", "Delete Message of the Day", NULL, NULL, delete_motd_run},
+    {"add-user", "Add a User", add_user_fields, NULL, add_user_run, NULL},
+    {"delete-user", "Delete a User", delete_user_fields, NULL, delete_user_run, NULL},
+    {"change-user-password", "Change User Password", password_fields, NULL, change_password_run,
+     NULL},
+    {"get-online-users-num", "Get Number of Online Users", NULL, NULL, online_num_run, NULL},
+    {"get-online-users-list", "Get List of Online Users", online_fields, NULL, online_list_run,
+     NULL},
+    {"get-online-users", "Get List of Online Users", online_fields, NULL, online_list_run, NULL},
+    {"announce", "Send Announcement to Online Users", announce_fields, NULL, announce_run, "motd"},
+    {"set-motd", "Set Message of the Day", motd_fields, NULL, motd_run, "motd"},
+    {"edit-motd", "Edit Message of the Day", motd_fields, edit_motd_form, motd_run, "motd"},
+    {"delete-motd", "Delete Message of the Day", NULL, NULL, delete_motd_run, "motd"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static const struct adhoc_cmd *find_cmd(const char *node)
+static bool cmd_enabled(const struct sm *sm, const struct adhoc_cmd *cmd)
+{
+    return cmd->feature == NULL || sm_feature_enabled(sm, cmd->feature);
+}
+
+static const struct adhoc_cmd *find_cmd(const struct sm *sm, const char *node)
 {
     static const char prefix[] = NS_ADMIN "#";
     if (node == NULL || strncmp(node, prefix, sizeof(prefix) - 1) != 0)
         return NULL;
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(node + sizeof(prefix) - 1, commands[i].node) == 0)
-            return &commands[i];
+            return cmd_enabled(sm, &commands[i]) ? &commands[i] : NULL;
     }
     return NULL;
 }
@@ -866,7 +876,7 @@ static void on_command(struct sm_pkt *p, struct xml_node *c)
     r->p = p;
     r->a = p->a;
     r->node = xml_attr_get(c, "node");
-    r->cmd = find_cmd(r->node);
+    r->cmd = find_cmd(p->sm, r->node);
     const char *action = xml_attr_get(c, "action");
     const char *sid = xml_attr_get(c, "sessionid");
     if (r->cmd == NULL) {
@@ -902,7 +912,7 @@ static enum sm_verdict on_disco_node(struct sm_pkt *p, struct xml_node *req)
 {
     const char *node = xml_attr_get(req, "node");
     bool list = strcmp(node, NS_COMMANDS) == 0;
-    const struct adhoc_cmd *cmd = find_cmd(node);
+    const struct adhoc_cmd *cmd = find_cmd(p->sm, node);
     if (p->to.local != NULL || !p->has_to || (!list && cmd == NULL))
         return SM_PASS;
     bool admin = sm_is_admin(p->sm, jid_bare(p->a, &p->from));
@@ -920,6 +930,8 @@ static enum sm_verdict on_disco_node(struct sm_pkt *p, struct xml_node *req)
         xml_attr_set(p->a, xml_elem_add(p->a, q, NS_INFO, "feature"), "var", NS_XDATA);
     } else {
         for (size_t i = 0; admin && list && i < NCOMMANDS; i++) {
+            if (!cmd_enabled(p->sm, &commands[i]))
+                continue;
             struct xml_node *it = xml_elem_add(p->a, q, NS_ITEMS, "item");
             xml_attr_set(p->a, it, "jid", p->to.domain);
             xml_attr_set(p->a, it, "node", arena_printf(p->a, NS_ADMIN "#%s", commands[i].node));

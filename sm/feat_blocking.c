@@ -184,8 +184,13 @@ static void on_blocking(struct sm_pkt *p, struct xml_node *cmd)
 static const struct sm_iq_handler iqs[] = {{NS_BLOCKING, SM_IQ_ACCOUNT, on_blocking}};
 static const char *const server_features[] = {NS_BLOCKING, NULL};
 
+/* The blocklist is the privacy feature's default list, kept in its state
+ * and enforced by its hooks (privacy.h). */
+static const char *const needs[] = {"privacy", NULL};
+
 const struct sm_feature sm_feat_blocking = {
     .name = "blocking",
+    .needs = needs,
     .order = 6, /* enforced by the privacy feature, on the same lists */
     .server_features = server_features,
     .iqs = iqs,

@@ -313,8 +313,8 @@ static struct caps_peer *peer_get(struct sm *sm, const char *owner, const char *
 const char **caps_interested(struct sm *sm, const char *owner, const char *node, struct arena *a,
                              size_t *n_r)
 {
-    struct caps_state *cs = state_of(sm);
-    struct hmap *pm = hmap_get(cs->peers, owner);
+    struct caps_state *cs = state_of(sm); /* NULL: caps disabled, nobody is implied */
+    struct hmap *pm = cs != NULL ? hmap_get(cs->peers, owner) : NULL;
     const char **out = arena_alloc(a, ((pm ? hmap_count(pm) : 0) + 1) * sizeof(*out));
     size_t n = 0;
     struct hmap_iter it = {0};

@@ -380,6 +380,7 @@ static const struct sm_iq_handler iqs[] = {
 
 const struct sm_feature sm_feat_disco = {
     .name = "disco",
+    .core = true,
     .order = 50,
     .iqs = iqs,
     .niqs = sizeof(iqs) / sizeof(iqs[0]),

@@ -611,6 +611,8 @@ static void on_interest(struct sm *sm, const char *owner, bool ok, void *arg)
 void pep_peer_interest(struct sm *sm, const char *owner, const char *full,
                        const struct caps_entry *now, const struct caps_entry *before)
 {
+    if (state_of(sm) == NULL)
+        return; /* PEP disabled in <sm><features>: caps runs alone */
     struct pep_interest *in = xmalloc(sizeof(*in));
     in->full = xstrdup(full);
     in->now = now;

@@ -558,6 +558,7 @@ static const struct sm_iq_handler iqs[] = {
 
 const struct sm_feature sm_feat_pep_owner = {
     .name = "pep_owner",
+    .part_of = "pep",
     .order = 45,
     .iqs = iqs,
     .niqs = sizeof(iqs) / sizeof(iqs[0]),

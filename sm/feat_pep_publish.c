@@ -556,6 +556,7 @@ static const struct sm_iq_handler iqs[] = {
 
 const struct sm_feature sm_feat_pep_publish = {
     .name = "pep_publish",
+    .part_of = "pep",
     .order = 45,
     .iqs = iqs,
     .niqs = sizeof(iqs) / sizeof(iqs[0]),

@@ -233,6 +233,7 @@ void sm_presence_broadcast_unavailable(struct sm_session *s, const char *status)
 
 const struct sm_feature sm_feat_presence = {
     .name = "presence",
+    .core = true,
     .order = 30,
     .on_stanza = on_stanza,
 };

@@ -208,6 +208,7 @@ static const char *const server_features[] = {NULL};
 
 const struct sm_feature sm_feat_roster = {
     .name = "roster",
+    .core = true,
     .order = 10,
     .server_features = server_features,
     .account_features = account_features,

@@ -218,6 +218,7 @@ void subscription_show_pending(struct sm_session *s)
 
 const struct sm_feature sm_feat_subscription = {
     .name = "subscription",
+    .core = true,
     .order = 20,
     .on_stanza = on_stanza,
 };

@@ -31,13 +31,19 @@ static int by_order(const void *x, const void *y)
                                 : strcmp(a->name, b->name);
 }
 
+/* Only the features <sm><features> leaves on are in sm->features, so a
+ * disabled one's iqs, hooks and disco vars are simply not there. */
 static int features_init(struct sm *sm, struct err *err)
 {
-    sm->nfeatures = sm_feature_count;
-    sm->features = xcalloc(sm->nfeatures + 1, sizeof(*sm->features));
-    sm->feature_state = xcalloc(sm->nfeatures + 1, sizeof(*sm->feature_state));
-    for (size_t i = 0; i < sm->nfeatures; i++)
-        sm->features[i] = sm_feature_registry[i];
+    sm->features = xcalloc(sm_feature_count + 1, sizeof(*sm->features));
+    sm->feature_state = xcalloc(sm_feature_count + 1, sizeof(*sm->feature_state));
+    for (size_t i = 0; i < sm_feature_count; i++) {
+        if (!sm_cfg_disables(sm->cfg, sm_feature_registry[i]))
+            sm->features[sm->nfeatures++] = sm_feature_registry[i];
+        else if (sm_feature_registry[i]->part_of == NULL)
+            log_notice(&sm->lc, "feature %s is disabled (<sm><features>)",
+                       sm_feature_registry[i]->name);
+    }
     qsort(sm->features, sm->nfeatures, sizeof(*sm->features), by_order);
     for (size_t i = 0; i < sm->nfeatures; i++) {
         if (sm->features[i]->init != NULL && sm->features[i]->init(sm, err) < 0) {
@@ -145,6 +151,7 @@ static const struct daemon_hooks hooks = {
     .prog = "parley-sm",
     .section = "sm",
     .table = &sm_cfg_table,
+    .validate = sm_cfg_validate,
     .init = sm_init,
     .stop = sm_stop,
     .busy = sm_busy,

@@ -286,6 +286,15 @@ bool sm_allow_in(struct sm_user *u, enum sm_kind kind, const char *peer)
     return true;
 }
 
+bool sm_feature_enabled(const struct sm *sm, const char *name)
+{
+    for (size_t i = 0; i < sm->nfeatures; i++) {
+        if (strcmp(sm->features[i]->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
 void *sm_feature_state(const struct sm *sm, const struct sm_feature *f)
 {
     for (size_t i = 0; i < sm->nfeatures; i++) {

@@ -21,6 +21,7 @@ struct event;
 struct event_base;
 struct hmap;
 struct sm;
+struct sm_feature;
 struct sm_grace;
 struct sm_unacked;
 struct xml_node;
@@ -48,9 +49,19 @@ struct sm_cfg {
     const char **contact_security, **contact_status, **contact_support;
     size_t ncontact_abuse, ncontact_admin, ncontact_feedback, ncontact_sales;
     size_t ncontact_security, ncontact_status, ncontact_support;
+    /* <features><disable>: registry names of features switched off */
+    const char **disabled;
+    size_t ndisabled;
 };
 
 extern const struct conf_table sm_cfg_table;
+
+/* Cross-key checks of <sm> (config.c): a feature left on that needs a
+ * disabled one. Returns 0, or -1 with err. */
+int sm_cfg_validate(const struct common_cfg *common, const void *cfg, struct err *err);
+/* Whether the registry feature f is switched off by cfg's <features>
+ * (itself, or the feature it is part of). */
+bool sm_cfg_disables(const struct sm_cfg *cfg, const struct sm_feature *f);
 
 /* ---- users and sessions ---------------------------------------------------- */
 
@@ -170,7 +181,15 @@ struct sm_iq_handler {
  * adding a feature never means editing a central switch. */
 struct sm_feature {
     const char *name;
-    int order;                           /* lower runs first in the pipelines */
+    int order; /* lower runs first in the pipelines */
+    /* Always on: RFC 6120/6121 need it; <features><disable> refuses it. */
+    bool core;
+    /* A piece of the named feature, split into its own file: on and off
+     * with it, and not named in <features> itself. */
+    const char *part_of;
+    /* Features (NULL-terminated names) whose state this one uses: it may
+     * not be on while one of them is disabled. */
+    const char *const *needs;
     const char *const *server_features;  /* disco#info vars on the domain */
     const char *const *account_features; /* disco#info vars on accounts */
     const struct sm_iq_handler *iqs;
@@ -251,6 +270,10 @@ void sm_pkt_free(struct sm_pkt *p);
  * NULL (and answers with an error where the rules say so) when the
  * addresses are malformed. */
 struct sm_pkt *sm_pkt_from_node(struct sm *sm, const struct xml_node *st, enum sm_route route);
+
+/* Whether the feature of that registry name runs in this sm (it is not
+ * disabled in <sm><features>). */
+bool sm_feature_enabled(const struct sm *sm, const char *name);
 
 /* A feature's own per-process state: set by its init, read by its hooks,
  * freed by its fini. NULL until set. */

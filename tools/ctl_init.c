@@ -458,7 +458,18 @@ static void config_sections(struct buf *b, const struct init_opts *o, const stru
                o->registration ? "true" : "false");
     buf_printf(b, "  <!-- parley-sm: sessions, rosters, presence and offline messages for\n"
                   "       the hosted domains. -->\n"
-                  "  <sm>\n    <name>sm</name>\n  </sm>\n\n");
+                  "  <sm>\n    <name>sm</name>\n"
+                  "    <!-- Every IM feature is on. To switch some off (at the next start\n"
+                  "         of parley-sm), name them: active, adhoc, basic, blocking, caps,\n"
+                  "         carbons, last, mam, motd, pep, privacy, private, vacation, vcard\n"
+                  "         (blocking needs privacy; roster, presence, subscriptions, disco\n"
+                  "         and offline storage are always on).\n"
+                  "    <features>\n"
+                  "      <disable>vcard</disable>\n"
+                  "      <disable>mam</disable>\n"
+                  "    </features>\n"
+                  "    -->\n"
+                  "  </sm>\n\n");
     buf_printf(b,
                "  <!-- parley-s2s: federation with other servers. STARTTLS on <port>,\n"
                "       direct TLS on <tls-port> (XEP-0368), the same certificate as c2s\n"

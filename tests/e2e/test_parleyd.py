@@ -337,6 +337,29 @@ class InitCase(unittest.TestCase):
                                text=True, timeout=60)
             self.assertEqual(p.returncode, 0, f"{prog}: {p.stderr}")
 
+    def test_sm_features_example(self):
+        """init writes every sm feature on, with a commented <features>
+        example that parley-sm accepts once uncommented."""
+        self.init_ok()
+        text = self.read(self.config).decode()
+        p = subprocess.run([binary("parley-sm"), "-t", "-c", self.config], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("<!-- <disable>: none", p.stdout)
+        start = text.index("<!-- Every IM feature is on.")
+        body = text.index("<features>", start)
+        end = text.index("-->", body)
+        self.assertLess(end, text.index("</sm>"))
+        live = text[:start] + text[body:end] + text[end + 3:]
+        path = os.path.join(self.dir, "features.xml")
+        with open(path, "w") as f:
+            f.write(live)
+        p = subprocess.run([binary("parley-sm"), "-t", "-c", path], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for name in ("vcard", "mam"):
+            self.assertIn(f"<disable>{name}</disable>", p.stdout)
+
 
 class ParleydCase(unittest.TestCase):
     def setUp(self):

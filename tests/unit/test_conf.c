@@ -532,6 +532,35 @@ static void test_bad_defaults(void **state)
     assert_string_equal(out.list[1], "y");
 }
 
+/* A checked list: every value from the file goes through the check, and a
+ * refusal names the file, the value's line and the key. */
+static bool no_x(const char *value, char *why, size_t len)
+{
+    if (value[0] != 'x')
+        return true;
+    snprintf(why, len, "no x here");
+    return false;
+}
+
+static void test_list_check(void **state)
+{
+    struct fixture *f = *state;
+    static const struct conf_key keys[] = {
+        CONF_LIST_CHECKED("set.item", struct bad_default_cfg, list, nlist, no_x, "items"),
+    };
+    static const struct conf_table table = CONF_TABLE(struct bad_default_cfg, keys);
+    const struct conf_table *t[] = {&table};
+    struct bad_default_cfg out;
+    void *outs[] = {&out};
+    const char *good = "<parley><set><item>a</item><item>b</item></set></parley>";
+    assert_int_equal(conf_load_mem("p.xml", good, strlen(good), t, outs, 1, NULL, f->a, &f->err),
+                     0);
+    assert_int_equal(out.nlist, 2);
+    const char *bad = "<parley>\n<set>\n<item>a</item>\n<item>xy</item></set></parley>";
+    assert_int_equal(conf_load_mem("p.xml", bad, strlen(bad), t, outs, 1, NULL, f->a, &f->err), -1);
+    assert_string_equal(f->err.text, "p.xml:4: <set><item>: \"xy\": no x here");
+}
+
 static void test_groups(void **state)
 {
     struct fixture *f = *state;
@@ -782,6 +811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_check, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
