@@ -62,6 +62,16 @@ struct slot {
     unsigned long *seen; /* per key: the line it was first given at, 0 = not yet */
 };
 
+/* A list value waiting for its key's check (conf_check_fn), which runs
+ * once every value is loaded. */
+struct check_later {
+    const struct conf_key *k;
+    const void *out;
+    const char *value, *path; /* path: "<a><b>" as errors name it */
+    unsigned long line;
+    struct check_later *next;
+};
+
 struct loader {
     const char *name; /* the file as named, for messages */
     const char *base; /* folder for relative paths; NULL leaves them relative */
@@ -71,6 +81,7 @@ struct loader {
     struct err *err;
     const char *names[CONF_MAX_DEPTH]; /* elements from below <parley> to the current one */
     int depth;
+    struct check_later *checks, **checks_tail; /* in file order */
 };
 
 /* ---- error text ---- */
@@ -678,6 +689,31 @@ static int walk_attrs(struct loader *ld, struct slot *slots, size_t nslots, cons
     return 0;
 }
 
+static void check_later(struct loader *ld, const struct conf_key *k, const void *out,
+                        const struct node *c)
+{
+    struct check_later *cl = arena_alloc(ld->tmp, sizeof(*cl));
+    struct buf pb = BUF_INIT;
+    render_path(ld, NULL, &pb);
+    *cl =
+        (struct check_later){k, out, c->text, arena_strdup(ld->tmp, buf_cstr(&pb)), c->line, NULL};
+    buf_fini(&pb);
+    *ld->checks_tail = cl;
+    ld->checks_tail = &cl->next;
+}
+
+static int run_checks(struct loader *ld)
+{
+    for (const struct check_later *cl = ld->checks; cl != NULL; cl = cl->next) {
+        char why[160], q[CLIP_VALUE + 8], path[CLIP_PATH + 8];
+        if (!cl->k->check(cl->value, cl->out, why, sizeof(why)))
+            return fail_at(ld, cl->line, false, NULL, "%s: \"%s\": %s",
+                           clip(path, sizeof(path), cl->path, CLIP_PATH, true),
+                           clip(q, sizeof(q), cl->value, CLIP_VALUE, false), why);
+    }
+    return 0;
+}
+
 /* One child element c at key path path. */
 static int walk_child(struct loader *ld, struct slot *slots, size_t nslots, const struct node *c,
                       const char *path, bool top)
@@ -694,10 +730,8 @@ static int walk_child(struct loader *ld, struct slot *slots, size_t nslots, cons
                 if (add_group(ld, &slots[s], k, c) < 0)
                     return -1;
             } else if (k->type == CONF_T_LIST) {
-                char why[160], q[CLIP_VALUE + 8];
-                if (k->check != NULL && !k->check(c->text, why, sizeof(why)))
-                    return fail_at(ld, c->line, true, NULL, "\"%s\": %s",
-                                   clip(q, sizeof(q), c->text, CLIP_VALUE, false), why);
+                if (k->check != NULL)
+                    check_later(ld, k, slots[s].out, c);
                 list_append(ld, &slots[s], k, c->text);
             } else {
                 if (slots[s].seen[j] != 0)
@@ -773,7 +807,7 @@ static int load(struct loader *ld, const char *data, size_t len,
         if (finish(ld, &slots[i], 0) < 0)
             return -1;
     }
-    return 0;
+    return run_checks(ld);
 }
 
 static int load_with_base(const char *name, const char *base, const char *data, size_t len,
@@ -788,6 +822,7 @@ static int load_with_base(const char *name, const char *base, const char *data, 
     ld.tmp = arena_new(0);
     ld.ignore = ignore;
     ld.err = err;
+    ld.checks_tail = &ld.checks;
     int rc = load(&ld, data, len, tables, outs, ntables);
     arena_free(&ld.tmp);
     return rc;

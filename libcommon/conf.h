@@ -28,10 +28,13 @@ enum conf_type {
 
 struct conf_table;
 
-/* A check of one value of a list key, beyond being text: returns true when
- * value is acceptable, else false with the reason in why (len bytes, NUL
- * terminated), which the loader reports as "file:line: <key>: "value": why". */
-typedef bool conf_check_fn(const char *value, char *why, size_t len);
+/* A check of one value of a list key, beyond being text, made once the
+ * whole file is loaded: out is the struct the key's table filled (every
+ * value of every key in it, so a value may be checked against the others).
+ * Returns true when value is acceptable, else false with the reason in why
+ * (len bytes, NUL terminated), which the loader reports as
+ * "file:line: <key>: "value": why" with the value's line. */
+typedef bool conf_check_fn(const char *value, const void *out, char *why, size_t len);
 
 /* One key. path is relative to the table's root element: "port",
  * "router.port" (element router, child port) or "component@name" (attribute

@@ -32,7 +32,35 @@ static void switchable_names(char *buf, size_t len)
     }
 }
 
-static bool check_disable(const char *value, char *why, size_t len)
+static bool named(const struct sm_cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->ndisabled; i++) {
+        if (strcmp(cfg->disabled[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool sm_cfg_disables(const struct sm_cfg *cfg, const struct sm_feature *f)
+{
+    return named(cfg, f->part_of != NULL ? f->part_of : f->name);
+}
+
+/* A feature left on that needs value (sm_feature.needs), or NULL. */
+static const struct sm_feature *needed_by(const struct sm_cfg *cfg, const char *value)
+{
+    for (size_t i = 0; i < sm_feature_count; i++) {
+        const struct sm_feature *f = sm_feature_registry[i];
+        for (size_t k = 0; f->needs != NULL && f->needs[k] != NULL; k++) {
+            if (strcmp(f->needs[k], value) == 0 && !sm_cfg_disables(cfg, f))
+                return f;
+        }
+    }
+    return NULL;
+}
+
+/* One <features><disable> value, checked against the whole section. */
+static bool check_disable(const char *value, const void *out, char *why, size_t len)
 {
     const struct sm_feature *f = registry_find(value);
     for (size_t i = 0; f == NULL && core_parts[i] != NULL; i++) {
@@ -55,38 +83,13 @@ static bool check_disable(const char *value, char *why, size_t len)
         snprintf(why, len, "a part of %s: disable %s", f->part_of, f->part_of);
         return false;
     }
+    const struct sm_feature *user = needed_by(out, value);
+    if (user != NULL) {
+        snprintf(why, len, "%s, which is on, needs it: disable %s too, or keep %s", user->name,
+                 user->name, value);
+        return false;
+    }
     return true;
-}
-
-static bool named(const struct sm_cfg *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->ndisabled; i++) {
-        if (strcmp(cfg->disabled[i], name) == 0)
-            return true;
-    }
-    return false;
-}
-
-bool sm_cfg_disables(const struct sm_cfg *cfg, const struct sm_feature *f)
-{
-    return named(cfg, f->part_of != NULL ? f->part_of : f->name);
-}
-
-int sm_cfg_validate(const struct common_cfg *common, const void *cfgp, struct err *err)
-{
-    const struct sm_cfg *cfg = cfgp;
-    (void)common;
-    for (size_t i = 0; i < sm_feature_count; i++) {
-        const struct sm_feature *f = sm_feature_registry[i];
-        for (size_t k = 0; f->needs != NULL && f->needs[k] != NULL; k++) {
-            if (!sm_cfg_disables(cfg, f) && named(cfg, f->needs[k]))
-                return err_set(err, XMPP_COND_BAD_REQUEST,
-                               "<sm><features><disable>%s: %s needs %s (it works on its "
-                               "state): disable %s too, or keep %s",
-                               f->needs[k], f->name, f->needs[k], f->name, f->needs[k]);
-        }
-    }
-    return 0;
 }
 
 static const char *const conflict_names[] = {"replace", "refuse", "generate", NULL};

@@ -151,7 +151,6 @@ static const struct daemon_hooks hooks = {
     .prog = "parley-sm",
     .section = "sm",
     .table = &sm_cfg_table,
-    .validate = sm_cfg_validate,
     .init = sm_init,
     .stop = sm_stop,
     .busy = sm_busy,

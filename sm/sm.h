@@ -56,9 +56,6 @@ struct sm_cfg {
 
 extern const struct conf_table sm_cfg_table;
 
-/* Cross-key checks of <sm> (config.c): a feature left on that needs a
- * disabled one. Returns 0, or -1 with err. */
-int sm_cfg_validate(const struct common_cfg *common, const void *cfg, struct err *err);
 /* Whether the registry feature f is switched off by cfg's <features>
  * (itself, or the feature it is part of). */
 bool sm_cfg_disables(const struct sm_cfg *cfg, const struct sm_feature *f);

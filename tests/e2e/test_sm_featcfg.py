@@ -288,7 +288,11 @@ class Errors(FeatCfgCase):
 
     def test_blocking_needs_privacy(self):
         self.check("<features><disable>privacy</disable></features>",
-                   "<sm><features><disable>privacy: blocking needs privacy")
+                   '{path}:{line}: <sm><features><disable>: "privacy": blocking, which is on, '
+                   "needs it: disable blocking too, or keep privacy")
+        # whatever the order of the values
+        self.check("<features><disable>privacy</disable><disable>vcard</disable></features>",
+                   '{path}:{line}: <sm><features><disable>: "privacy": blocking, which is on')
         # both off is fine, and so is blocking alone
         for ok in (("privacy", "blocking"), ("blocking",)):
             path = os.path.join(self.dep.dir, "ok.xml")

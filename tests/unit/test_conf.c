@@ -534,11 +534,12 @@ static void test_bad_defaults(void **state)
 
 /* A checked list: every value from the file goes through the check, and a
  * refusal names the file, the value's line and the key. */
-static bool no_x(const char *value, char *why, size_t len)
+static bool no_x(const char *value, const void *out, char *why, size_t len)
 {
+    const struct bad_default_cfg *cfg = out;
     if (value[0] != 'x')
         return true;
-    snprintf(why, len, "no x here");
+    snprintf(why, len, "no x here (of %zu)", cfg->nlist);
     return false;
 }
 
@@ -556,9 +557,11 @@ static void test_list_check(void **state)
     assert_int_equal(conf_load_mem("p.xml", good, strlen(good), t, outs, 1, NULL, f->a, &f->err),
                      0);
     assert_int_equal(out.nlist, 2);
-    const char *bad = "<parley>\n<set>\n<item>a</item>\n<item>xy</item></set></parley>";
+    const char *bad =
+        "<parley>\n<set>\n<item>a</item>\n<item>xy</item></set><set><item>c</item></set></parley>";
     assert_int_equal(conf_load_mem("p.xml", bad, strlen(bad), t, outs, 1, NULL, f->a, &f->err), -1);
-    assert_string_equal(f->err.text, "p.xml:4: <set><item>: \"xy\": no x here");
+    /* checked once all are loaded: the check sees the third value too */
+    assert_string_equal(f->err.text, "p.xml:4: <set><item>: \"xy\": no x here (of 3)");
 }
 
 static void test_groups(void **state)
