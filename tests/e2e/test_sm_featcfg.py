@@ -59,17 +59,21 @@ def stamp(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def restart_sm(case, disabled):
+    """case's sm again, with these features disabled (() for all on)."""
+    case.sm.stop()
+    case.dep.extra = re.sub(r"<features>.*?</features>", "", case.dep.extra)
+    case.dep.extra = case.dep.extra.replace("</sm>", features_xml(disabled) + "</sm>", 1)
+    case.dep.write_config()
+    case.sm = case.dep.start("parley-sm")
+    case.wait_sm_bound()
+
+
 class FeatCfgCase(SmCase):
     SM_SECTION = ON_SECTION + features_xml(DISABLED)
 
     def restart_sm(self, disabled):
-        """The sm again, with these features disabled (() for all on)."""
-        self.sm.stop()
-        self.dep.extra = re.sub(r"<features>.*?</features>", "", self.dep.extra)
-        self.dep.extra = self.dep.extra.replace("</sm>", features_xml(disabled) + "</sm>", 1)
-        self.dep.write_config()
-        self.sm = self.dep.start("parley-sm")
-        self.wait_sm_bound()
+        restart_sm(self, disabled)
 
     def vars(self, link, to):
         info = link.iq("get", f"<query xmlns='{NS_INFO}'/>", to=to)
@@ -199,6 +203,16 @@ class Disabled(FeatCfgCase):
                  "id='o'><body>Hello all</body></message>")
         b.expect_none(MESSAGE, wait=1.0)
 
+    def test_adhoc_off(self):
+        self.restart_sm(DISABLED + ("adhoc",))
+        a = self.login("alice")
+        server, _ = self.vars(a, DOMAIN)
+        self.assertNotIn(NS_CMD, server)
+        r = a.iq("get", f"<query xmlns='{NS_ITEMS}' node='{NS_CMD}'/>", to=DOMAIN)
+        self.assertEqual(cond(r), "item-not-found")
+        r = a.iq("set", f"<command xmlns='{NS_CMD}' node='{NS_ADMIN}#add-user'/>", to=DOMAIN)
+        self.assertEqual(cond(r), "service-unavailable")
+
     def test_sighup_keeps_the_features_until_restart(self):
         a = self.login("alice")
         self.dep.extra = re.sub(r"<features>.*?</features>", "", self.dep.extra)
@@ -242,6 +256,19 @@ class PepOff(PepCase):
         r = self.publish(a, NS_TUNE, tune("Song"))
         self.assertEqual(r.get("type"), "error")
         self.assertEqual(r.find(q("error", NS_CLIENT))[0].tag, q("service-unavailable", NS_STANZAS))
+
+    def test_nodes_hidden_while_off(self):
+        restart_sm(self, ())
+        a = self.login("alice")
+        self.published_id(self.publish(a, NS_TUNE, tune("Song"), item_id="t1"))
+        for ns in (NS_INFO, NS_ITEMS):
+            r = a.iq("get", f"<query xmlns='{ns}' node='{NS_TUNE}'/>", to=ALICE)
+            self.assertEqual(r.get("type"), "result")
+        restart_sm(self, ["pep"])
+        a = self.login("alice", "again")
+        for ns in (NS_INFO, NS_ITEMS):
+            r = a.iq("get", f"<query xmlns='{ns}' node='{NS_TUNE}'/>", to=ALICE)
+            self.assertEqual(r.find(q("error", NS_CLIENT))[0].tag, q("item-not-found", NS_STANZAS))
 
 
 class Errors(FeatCfgCase):
