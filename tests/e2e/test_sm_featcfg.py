@@ -203,6 +203,24 @@ class Disabled(FeatCfgCase):
                  "id='o'><body>Hello all</body></message>")
         b.expect_none(MESSAGE, wait=1.0)
 
+    def test_no_avatar_hash(self):
+        p = self.presence_after_restart(DISABLED)
+        self.assertIsNone(p.find(q("x", "vcard-temp:x:update")), "vcard off: no hash stamped")
+
+    def presence_after_restart(self, off):
+        """Alice sets a vCard with a photo with every feature on; the sm
+        restarts with off disabled; her directed presence as bob gets it."""
+        self.restart_sm(())
+        a = self.login("alice")
+        photo = "<PHOTO><TYPE>image/png</TYPE><BINVAL>iVBORw0KGgo=</BINVAL></PHOTO>"
+        r = a.iq("set", f"<vCard xmlns='{NS_VCARD}'><FN>A</FN>{photo}</vCard>")
+        self.assertEqual(r.get("type"), "result")
+        self.restart_sm(off)
+        b = self.online("bob")
+        a = self.online("alice", "again")
+        a.stanza(f"<presence xmlns='{NS_CLIENT}' from='{a.jid}' to='{b.jid}'/>")
+        return b.expect(q("presence", NS_CLIENT), pred=lambda e: e.get("from") == a.jid)
+
     def test_adhoc_off(self):
         self.restart_sm(DISABLED + ("adhoc",))
         a = self.login("alice")
@@ -269,6 +287,25 @@ class PepOff(PepCase):
         for ns in (NS_INFO, NS_ITEMS):
             r = a.iq("get", f"<query xmlns='{ns}' node='{NS_TUNE}'/>", to=ALICE)
             self.assertEqual(r.find(q("error", NS_CLIENT))[0].tag, q("item-not-found", NS_STANZAS))
+
+
+    def test_no_events_while_off(self):
+        b2 = self.last_item_after_restart(("pep",))
+        # with PEP on, b2's presence would bring it alice's last tune
+        b2.expect_none(q("message", NS_CLIENT), wait=1.0)
+
+    def last_item_after_restart(self, off):
+        """Alice publishes a tune to bob with PEP on; the sm restarts with
+        off disabled and bob comes online with another resource."""
+        restart_sm(self, ())
+        a = self.caps_online("alice", "desk", notify=[NS_TUNE])
+        b = self.caps_online("bob", "desk", notify=[NS_TUNE])
+        self.mutual(a, b)
+        self.published_id(self.publish(a, NS_TUNE, tune("Song"), item_id="t1"))
+        self.expect_event(b, NS_TUNE)
+        restart_sm(self, off)
+        self.caps_online("alice", "phone", notify=[NS_TUNE])
+        return self.caps_online("bob", "phone", notify=[NS_TUNE])
 
 
 class Errors(FeatCfgCase):
