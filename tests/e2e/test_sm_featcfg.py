@@ -156,6 +156,19 @@ class Disabled(FeatCfgCase):
         self.assertIsNotNone(got.find(q("stanza-id", NS_SID)))
         self.assertEqual(self.store.count("archive", ALICE), 1)
 
+    def test_carbons_without_mam(self):
+        self.restart_sm(("mam",))
+        a1 = self.online("alice", "one", priority=5)
+        a2 = self.online("alice", "two", priority=1)
+        b = self.online("bob")
+        self.assertEqual(a2.iq("set", f"<enable xmlns='{NS_CARBONS}'/>").get("type"), "result")
+        self.send(b, ALICE, "copied", "k1")
+        a1.expect(MESSAGE, pred=lambda m: m.get("id") == "k1")
+        cc = a2.expect(MESSAGE, pred=lambda m: m.find(q("received", NS_CARBONS)) is not None)
+        self.assertEqual(cc.get("from"), ALICE)
+        self.assertEqual(list(cc.iter(q("stanza-id", NS_SID))), [])
+        self.assertEqual(self.store.count("archive", ALICE), 0)
+
     def test_no_vacation_reply(self):
         # set while the feature is on, then switched off
         self.restart_sm([n for n in DISABLED if n != "vacation"])
