@@ -66,6 +66,8 @@ static const struct conf_key keys[] = {
                   "how long a stanza waits for its route before it bounces"),
     CONF_SIZE("s2s.max-stanza", struct s2s_cfg, max_stanza, 1024, 16L << 20, "256K",
               "largest stanza a remote server may send (larger: policy-violation)"),
+    CONF_BOOL("s2s.bidi", struct s2s_cfg, bidi, "true",
+              "bidirectional streams (XEP-0288): offer them to peers and ask peers for them"),
 };
 
 const struct conf_table s2s_cfg_table = CONF_TABLE(struct s2s_cfg, keys);

@@ -137,9 +137,24 @@ static bool on_rider_result(struct s2s_conn *sc, const struct xml_node *st, cons
     return true;
 }
 
+static void db_reply(struct s2s_conn *sc, const char *name, const char *from, const char *to,
+                     const char *id, const char *type, enum xmpp_cond cond);
+
 void dialback_out_on_element(struct s2s_conn *sc, const struct xml_node *st)
 {
     const char *type = xml_attr_get(st, "type");
+    /* XEP-0288 lets the peer piggyback its other domains on our
+     * bidirectional stream; we do not take that (a dialback error, not a
+     * stream error: the peer connects on its own for them). */
+    if (type == NULL && sc->bidi && strcmp(st->name, "result") == 0) {
+        const char *from = xml_attr_get(st, "from");
+        const char *to = xml_attr_get(st, "to");
+        log_info(&sc->lc, "bidi: db:result from '%.100s' on our stream refused (not supported)",
+                 from ? from : "");
+        db_reply(sc, "result", to ? to : sc->local, from ? from : sc->remote, NULL, "error",
+                 XMPP_COND_FEATURE_NOT_IMPLEMENTED);
+        return;
+    }
     if (type == NULL) {
         sconn_stream_error(sc, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
                            "a dialback request on a stream we initiated");
@@ -220,11 +235,12 @@ void in_verify_done(struct s2s *s2s, uint64_t in_id, const char *remote, const c
         return;
     }
     if (valid) {
-        hmap_put(sc->authed, remote, (void *)1);
+        in_authenticated(sc, local, remote);
         s2s->stats.dialback_in++;
         s2s->stats.in_authed++;
         log_notice(&sc->lc, "%s authenticated with dialback (to %s)", remote, local);
         db_reply(sc, "result", local, remote, NULL, "valid", XMPP_COND_NONE);
+        in_bidi_attach_all(sc);
         return;
     }
     log_info(&sc->lc, "dialback of %s failed: %s", remote,

@@ -212,6 +212,13 @@ static void on_features(struct s2s_conn *sc, const struct xml_node *feats)
               cert_ok ? "valid" : "not valid (dialback may still prove us)");
     sc->negotiated = true;
     out_flush_verifies(sc);
+    /* XEP-0288 §2: after TLS, before authenticating. */
+    if (sc->s2s->cfg->bidi && !sc->bidi && xml_child(feats, S2S_NS_BIDI_FEAT, "bidi") != NULL) {
+        sconn_write_str(sc, "<bidi xmlns='" S2S_NS_BIDI "'/>");
+        sc->bidi = true;
+        log_info(&sc->lc, "bidi: %s may send its stanzas to us on this stream (XEP-0288)",
+                 sc->remote);
+    }
     if (sc->tls && !sc->sasl_failed && have_cert(sc) && sasl_offered(feats))
         sasl_out_start(sc);
     else
@@ -251,10 +258,17 @@ void out_on_stanza(struct s2s_conn *sc, struct xml_node *st)
             sconn_stream_error(sc, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE, "<%s/> during SASL",
                                st->name);
         return;
+    case SC_UP:
+        /* A bidirectional stream (XEP-0288) carries the peer's stanzas too. */
+        if (sc->bidi && sconn_is_stanza(st)) {
+            in_forward(sc, st);
+            return;
+        }
+        /* fall through */
     default:
-        /* No bidirectional streams (XEP-0288): a peer must open its own. */
         sconn_stream_error(sc, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
-                           "<%s xmlns='%s'/> on a stream we initiated", st->name, st->ns);
+                           "<%s xmlns='%s'/> on a stream we initiated%s", st->name, st->ns,
+                           sc->bidi ? "" : " (not bidirectional)");
         return;
     }
 }
@@ -312,6 +326,17 @@ void out_flush_all(struct s2s_conn *sc)
         if (rs[i]->state == ROUTE_UP)
             route_flush(rs[i]);
     }
+}
+
+bool out_carries_local(const struct s2s_conn *sc, const char *local)
+{
+    struct route *rs[S2S_MAX_RIDERS];
+    size_t n = out_routes(sc, rs, S2S_MAX_RIDERS);
+    for (size_t i = 0; i < n; i++) {
+        if (rs[i]->state == ROUTE_UP && strcmp(rs[i]->local, local) == 0)
+            return true;
+    }
+    return false;
 }
 
 static size_t count_riders(const struct s2s_conn *sc)

@@ -73,16 +73,20 @@ static bool writable(const struct route *r)
 static void write_one(struct route *r, const char *data, size_t len, int64_t at_ms)
 {
     sconn_write(r->out, data, len);
-    ack_out_sent(r->out, r, data, len, at_ms);
+    /* On an incoming bidirectional stream the acks count the peer's
+     * stanzas, not ours: what we send there is not tracked. */
+    if (r->out->outgoing)
+        ack_out_sent(r->out, r, data, len, at_ms);
     r->out->last_ms = s2s_now_ms();
     r->s2s->stats.stanzas_out++;
 }
 
-/* Resolves and connects, unless a stream of another local domain to the
- * same remote can carry this route too. */
+/* Resolves and connects, unless an incoming bidirectional stream from the
+ * remote already authenticated the pair, or a stream of another local
+ * domain to the same remote can carry this route too. */
 static void start(struct route *r)
 {
-    if (out_piggyback(r))
+    if (in_bidi_carry(r) || out_piggyback(r))
         return;
     route_start_own(r);
 }
@@ -318,6 +322,18 @@ void route_add_verify(struct route *r, uint64_t in_id, const char *stream_id, co
     v->key = xstrdup(key);
     s2s_list_add(&r->verifies, &v->link);
     r->used_ms = s2s_now_ms();
+    if (r->out != NULL && !r->out->outgoing) {
+        /* A db:verify goes to the authoritative server on a stream of our
+         * own, never over the peer's bidirectional one: leave it. */
+        log_info(&r->s2s->lc, "%s->%s leaves the incoming bidi stream to send a db:verify",
+                 r->local, r->remote);
+        s2s_list_del(&r->ride_link);
+        r->riding = false;
+        r->out = NULL;
+        r->state = ROUTE_IDLE;
+        route_start_own(r);
+        return;
+    }
     if (r->out != NULL)
         out_flush_verifies(r->out);
     else if (r->state == ROUTE_IDLE)

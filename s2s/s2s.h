@@ -26,12 +26,14 @@ struct hmap;
 struct xml_node;
 struct xstream;
 
-#define S2S_NS_TLS      "urn:ietf:params:xml:ns:xmpp-tls"
-#define S2S_NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
-#define S2S_NS_DB       "jabber:server:dialback"
-#define S2S_NS_DB_FEAT  "urn:xmpp:features:dialback"
-#define S2S_NS_RESOLVER "urn:parley:resolver:1"
-#define S2S_NS_SM       "urn:xmpp:sm:3"
+#define S2S_NS_TLS       "urn:ietf:params:xml:ns:xmpp-tls"
+#define S2S_NS_SASL      "urn:ietf:params:xml:ns:xmpp-sasl"
+#define S2S_NS_DB        "jabber:server:dialback"
+#define S2S_NS_DB_FEAT   "urn:xmpp:features:dialback"
+#define S2S_NS_RESOLVER  "urn:parley:resolver:1"
+#define S2S_NS_SM        "urn:xmpp:sm:3"
+#define S2S_NS_BIDI      "urn:xmpp:bidi"
+#define S2S_NS_BIDI_FEAT "urn:xmpp:features:bidi"
 
 /* ---- a small intrusive list ------------------------------------------------ */
 
@@ -96,6 +98,7 @@ struct s2s_cfg {
     size_t queue_bytes; /* per route */
     long queue_age_ms;  /* a stanza waits at most this long */
     size_t max_stanza;
+    bool bidi; /* XEP-0288: offer, and ask for, bidirectional streams */
 };
 
 extern const struct conf_table s2s_cfg_table;
@@ -206,6 +209,10 @@ struct s2s_conn {
     bool paused;      /* in: reading stopped while the router link is backed up */
     bool idle_closed; /* out: we closed it for idleness */
     bool gone;        /* out: detached from its routes, closing */
+    /* XEP-0288. In: the peer sent <bidi/>, so routes for the domain pairs
+     * it authenticated ride this stream (on riders). Out: we sent <bidi/>,
+     * so the peer may send stanzas for our authenticated pairs here. */
+    bool bidi;
     struct {
         bool offered;            /* out: the peer's features offer XEP-0198 */
         bool on;                 /* acks counted (out: <enable/> sent; in: <enable/> received) */
@@ -224,6 +231,7 @@ struct s2s_conn {
     struct route *route;    /* out only: the route that opened it */
     struct s2s_list riders; /* out: routes of other local domains riding it */
     struct hmap *authed;    /* in: remote domains authenticated on this stream */
+    struct hmap *pairs;     /* in: "local remote" pairs authenticated on it */
     int64_t last_ms;        /* last stanza either way, for the idle timeout */
     int64_t created_ms;     /* in: authentication must come within connect-timeout */
     struct s2s_list link;
@@ -325,6 +333,20 @@ void in_accept(struct s2s *s2s, int fd, bool direct_tls);
 int in_on_open(struct s2s_conn *sc, const struct xml_node *hdr);
 void in_on_stanza(struct s2s_conn *sc, struct xml_node *st);
 void in_on_tls(struct s2s_conn *sc);
+/* remote proved itself to local on the incoming stream sc (SASL or
+ * dialback). */
+void in_authenticated(struct s2s_conn *sc, const char *local, const char *remote);
+/* Routes for the stream's authenticated pairs ride it, if the peer asked
+ * for a bidirectional stream (XEP-0288) and may be sent to now. */
+void in_bidi_attach_all(struct s2s_conn *sc);
+/* Rides an incoming bidirectional stream that authenticated r's pair: r
+ * is up at once. Returns false when there is none. */
+bool in_bidi_carry(struct route *r);
+/* A stanza of an authenticated peer (an incoming stream, or the peer's
+ * side of a bidirectional outgoing one): its 'from' and 'to' checked
+ * against what the stream authenticated, then to the router. Ends the
+ * stream with the right error otherwise. */
+void in_forward(struct s2s_conn *sc, struct xml_node *st);
 /* The authoritative server answered our db:verify for an incoming stream. */
 void in_verify_done(struct s2s *s2s, uint64_t in_id, const char *remote, const char *local,
                     bool valid, enum xmpp_cond cond);
@@ -353,6 +375,9 @@ void out_rider_failed(struct route *r, const char *why);
  * route_down when it was authenticated, else route_attempt_failed with
  * cond and text (the next target is tried). No-op once detached. */
 void out_detach(struct s2s_conn *sc, enum xmpp_cond cond, const char *text);
+/* Outgoing bidirectional stream: true when a route from local to the
+ * stream's remote is up on it (the peer may then send to local). */
+bool out_carries_local(const struct s2s_conn *sc, const char *local);
 
 /* sasl.c: SASL EXTERNAL (XEP-0178) */
 /* Incoming: true when EXTERNAL may be offered for the stream's 'from'. */

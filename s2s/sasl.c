@@ -123,7 +123,7 @@ void sasl_in_on_element(struct s2s_conn *sc, const struct xml_node *st)
         failure(sc, "invalid-authzid", "the authorization identity is not the stream's 'from'");
         return;
     }
-    hmap_put(sc->authed, sc->remote, (void *)1);
+    in_authenticated(sc, sc->local, sc->remote);
     sc->sasl_done = true;
     sc->s2s->stats.sasl_in++;
     sc->s2s->stats.in_authed++;

@@ -119,6 +119,7 @@ static void sconn_free(struct s2s_conn *sc)
     if (sc->connect_ev != NULL)
         event_free(sc->connect_ev);
     hmap_free(&sc->authed);
+    hmap_free(&sc->pairs);
     free(sc->local);
     free(sc->remote);
     free(sc);
@@ -130,7 +131,7 @@ static void on_close(struct conn *conn, const char *reason, void *arg)
     (void)conn;
     if (sc->state != SC_CLOSING) {
         log_info(&sc->lc, "connection closed: %s", reason ? reason : "?");
-        if (sc->outgoing)
+        if (sc->outgoing || sc->bidi)
             out_detach(sc, XMPP_COND_REMOTE_SERVER_NOT_FOUND, reason ? reason : "closed");
     }
     sc->state = SC_CLOSING;
@@ -141,7 +142,7 @@ static void on_drain(struct conn *conn, void *arg)
 {
     struct s2s_conn *sc = arg;
     (void)conn;
-    if (sc->outgoing && sc->state == SC_UP)
+    if ((sc->outgoing && sc->state == SC_UP) || (!sc->outgoing && sc->bidi))
         out_flush_all(sc);
 }
 
@@ -261,7 +262,7 @@ void sconn_close(struct s2s_conn *sc, const char *reason)
         return;
     if (sc->header_sent)
         sconn_write_str(sc, "</stream:stream>");
-    if (sc->outgoing)
+    if (sc->outgoing || sc->bidi)
         out_detach(sc, XMPP_COND_REMOTE_SERVER_NOT_FOUND, reason);
     sc->state = SC_CLOSING;
     if (sc->conn != NULL)

@@ -41,7 +41,12 @@ def lua_str(s):
 
 
 class Prosody:
-    def __init__(self, domain, address, dns_address, users=None):
+    def __init__(self, domain, address, dns_address, users=None, bidi=False, tls=None):
+        """bidi: load mod_s2s_bidi (XEP-0288), else keep it off. tls:
+        (certfile, keyfile, cafile) instead of a self-signed certificate;
+        peers' certificates are then checked against cafile."""
+        self.bidi = bidi
+        self.tls = tls
         self.domain = domain
         self.address = address
         self.dns_address = dns_address
@@ -60,7 +65,14 @@ class Prosody:
         return os.path.join(self.dir, *parts)
 
     def _write_config(self):
-        crt, key = make_self_signed(self.dir, self.domain)
+        if self.tls is None:
+            crt, key = make_self_signed(self.dir, self.domain)
+            ssl = f"certificate = {lua_str(crt)}, key = {lua_str(key)}"
+        else:
+            ssl = (f"certificate = {lua_str(self.tls[0])}, key = {lua_str(self.tls[1])}, "
+                   f"cafile = {lua_str(self.tls[2])}")
+        modules = ('"s2s_bidi"' if self.bidi else "")
+        disabled = ("" if self.bidi else '"s2s_bidi"')
         with open(self.path("resolv.conf"), "w") as f:
             f.write(f"nameserver {self.dns_address}\n")
         # internal_plain keeps one Lua table per account under
@@ -84,8 +96,8 @@ http_ports = {{}}
 https_ports = {{}}
 log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = {lua_str(self.path("prosody.log"))} }} }}
 modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping",
-                    "presence", "message", "iq", "vcard_legacy", "posix" }}
-modules_disabled = {{ "s2s_bidi" }}
+                    "presence", "message", "iq", "vcard_legacy", "posix", {modules} }}
+modules_disabled = {{ {disabled} }}
 authentication = "internal_plain"
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -95,7 +107,7 @@ s2s_secure_auth = false
 -- the zone is an ordinary one.
 unbound = {{ options = {{ ["local-zone:"] = "test. transparent" }} }}
 VirtualHost {lua_str(self.domain)}
-  ssl = {{ certificate = {lua_str(crt)}, key = {lua_str(key)} }}
+  ssl = {{ {ssl} }}
 """
         with open(self.path("prosody.cfg.lua"), "w") as f:
             f.write(cfg)

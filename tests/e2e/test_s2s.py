@@ -6,7 +6,8 @@ parley-s2s: subscriptions, presence, messages and vCards across domains;
 SASL EXTERNAL with certificates from one test CA, dialback with
 self-signed ones; the require-valid-cert policy; bounces for a domain
 that does not resolve, for a remote that never answers and for one that
-dies; a raw peer that lies about its domain gets <invalid-from/>."""
+dies; a raw peer that lies about its domain gets <invalid-from/>;
+bidirectional streams (XEP-0288): one connection carries both ways."""
 
 import asyncio
 import os
@@ -129,6 +130,109 @@ class Federation(unittest.TestCase):
 
         run(flow())
 
+    def s2s_connections(self):
+        """Established TCP connections to either deployment's s2s ports,
+        each counted once (at its listening end), from /proc/net/tcp."""
+        ports = {srv.ports[k] for srv in (self.a, self.b) for k in ("s2s", "s2s_tls")}
+        n = 0
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(path) as f:
+                for line in list(f)[1:]:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                        n += 1
+        return n
+
+    def test_bidi_one_connection_both_ways(self):
+        """XEP-0288: a.test opens the only stream (SASL EXTERNAL, so b.test
+        needs no dialback connection back); b.test's replies, presence and
+        vCard answers travel back over it."""
+        self.use_ca()
+        self.start()
+        self.chat_both_ways()
+        self.assertEqual(self.s2s_connections(), 1)
+        wait_for_log(self.a, r"a\.test->b\.test .*bidi: b\.test may send its stanzas to us")
+        wait_for_log(self.b, r"a\.test->b\.test: the peer asked for a bidirectional stream")
+        wait_for_log(self.b, r"bidi: route b\.test->a\.test uses this incoming stream")
+        self.assertNotIn("connected to xmpp.a.test", self.b.log())
+        self.assertIn("<bidi>true</bidi>", subprocess.run(
+            [binary("parley-s2s"), "-t", "-c", self.a.config], capture_output=True, text=True,
+            timeout=60).stdout)
+
+    def test_bidi_off_on_one_side_gives_two_connections(self):
+        self.use_ca()
+        self.b.edit_s2s("<bidi>false</bidi>")
+        self.start()
+        self.chat_both_ways()
+        self.assertEqual(self.s2s_connections(), 2)
+        wait_for_log(self.b, r"b\.test->a\.test .*: connected to xmpp\.a\.test")
+        self.assertNotIn("bidi", self.a.log() + self.b.log())
+
+    def test_bidi_raw_peer_gets_our_stanzas_and_cannot_spoof(self):
+        """A raw peer with b.test's certificate asks for bidi and proves
+        b.test with SASL EXTERNAL: alice's message to bob@b.test comes to it
+        on its own stream; then a stanza from a domain it did not
+        authenticate ends the stream with <invalid-from/>, and the route
+        leaves it. A route on such a stream that must send a db:verify
+        leaves it for a stream of its own to the authoritative server."""
+        self.use_ca()
+        self.start()
+        cert = (os.path.join(self.a.dir, "ca", "b.test.pem"),
+                os.path.join(self.a.dir, "ca", "b.test.key"))
+        alice = self.a.add_user("alice")
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        self.assertIsNone(peer.features.find(q("bidi", "urn:xmpp:features:bidi")))  # TLS first
+        feats = peer.starttls(cert)
+        self.assertIsNotNone(feats.find(q("bidi", "urn:xmpp:features:bidi")))
+        peer.send("<bidi xmlns='urn:xmpp:bidi'/>")
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>=</auth>")
+        peer.stream.expect(q("success", NS_SASL))
+        feats = peer.restart()
+        self.assertIsNone(feats.find(q("bidi", "urn:xmpp:features:bidi")))  # authenticated
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            send(a, "bob@b.test", "over bidi", "b1")
+            m = await asyncio.get_event_loop().run_in_executor(
+                None, lambda: peer.stream.expect(q("message", "jabber:server"), timeout=20))
+            self.assertEqual((m.get("id"), m.get("from"), m.get("to")),
+                             ("b1", str(a.boundjid), "bob@b.test"))
+            peer.send(f"<message from='bob@b.test/x' to='{alice[0]}' id='r1' type='chat'>"
+                      "<body>back</body></message>")
+            m = await next_item(a.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("r1", "back"))
+            await a.offline()
+
+        run(flow())
+        peer.send(f"<message from='eve@evil.test/x' to='{alice[0]}'><body>2</body></message>")
+        peer.stream.expect_stream_error("invalid-from")
+        wait_for_log(self.a, r"stream error invalid-from: 'eve@evil\.test/x' is not of a "
+                             r"domain this stream authenticated")
+        wait_for_log(self.a, r"route a\.test->b\.test down")
+        self.assertNotIn("connected to xmpp.b.test", self.a.log())
+        # a new bidi peer carries the route again; then another stream
+        # proves b.test by dialback: the db:verify must go to b's real
+        # server, so the route leaves the bidi stream for one of its own
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer.starttls(cert)
+        peer.send("<bidi xmlns='urn:xmpp:bidi'/>")
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>=</auth>")
+        peer.stream.expect(q("success", NS_SASL))
+        peer.restart()
+        wait_for_log(self.a, r"bidi: route a\.test->b\.test uses this incoming stream(.|\n)*"
+                             r"bidi: route a\.test->b\.test uses this incoming stream")
+        peer2 = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer2.starttls()
+        key = dialback_key(self.b.dialback_secret, "a.test", "b.test", peer2.header.get("id"))
+        peer2.send(f"<db:result from='b.test' to='a.test'>{key}</db:result>")
+        r = peer2.stream.expect(q("result", NS_DB), timeout=20)
+        self.assertEqual(r.get("type"), "valid")
+        wait_for_log(self.a, r"a\.test->b\.test leaves the incoming bidi stream to send a "
+                             r"db:verify")
+        wait_for_log(self.a, r"connected to xmpp\.b\.test")
+        peer.close()
+        peer2.close()
+
     def test_dialback_with_self_signed_certificates(self):
         self.start()
         self.chat_both_ways()
@@ -164,6 +268,8 @@ class Federation(unittest.TestCase):
 
     def test_sasl_external_with_certificates_from_one_ca(self):
         self.use_ca()
+        # each side authenticates its own stream (no bidi: b opens one too)
+        self.a.edit_s2s("<bidi>false</bidi>")
         # b.test is reached over direct TLS (XEP-0368), a.test with STARTTLS
         self.start(self.table(**{"b.test": [("xmpp.b.test", self.b.ports["s2s_tls"], "direct",
                                              "127.0.0.1")]}))

@@ -17,7 +17,7 @@ import unittest
 
 from flows import Client, next_item, run
 from prosodyfix import Prosody
-from s2sfix import Server, wait_for_log
+from s2sfix import Server, make_ca_certs, wait_for_log
 
 
 def dns_address():
@@ -144,6 +144,78 @@ class ProsodyInterop(unittest.TestCase):
         plog = self.prosody.logtext()
         self.assertTrue(re.search(r"_xmpp-server\._tcp\.a\.test", plog),
                         "Prosody did not look a.test up in DNS:\n" + plog[-3000:])
+
+
+class ProsodyBidi(unittest.TestCase):
+    """XEP-0288 with Prosody's mod_s2s_bidi: both sides hold certificates
+    from one test CA, so Parley's stream to Prosody is authenticated by
+    certificate with no dialback connection back, and Prosody's replies
+    come over that same stream."""
+
+    def setUp(self):
+        self.a = Server("a.test")
+        self.alice = self.a.add_user("alice")
+        certs = make_ca_certs(os.path.join(self.a.dir, "ca"), ["a.test", "b.test"])
+        cert, key = certs["a.test"]
+        self.a.edit_s2s("<!-- test CA -->",
+                        old="<certfile>tls/a.test.pem</certfile>"
+                            "<keyfile>tls/a.test.key</keyfile></cert>\n    </tls>",
+                        new=f"<certfile>{cert}</certfile><keyfile>{key}</keyfile></cert>\n"
+                            f"      <ca-file>{certs['ca']}</ca-file>\n    </tls>")
+        self.prosody = Prosody("b.test", "127.0.0.2", dns_address(), {"bob": "bobpass"},
+                               bidi=True, tls=(*certs["b.test"], certs["ca"]))
+        self.prosody.cert = certs["ca"]  # what bob's client checks Prosody's certificate with
+        self.dns = Dnsmasq(self.prosody.dns_address,
+                           srv=[("_xmpp-server._tcp.a.test", "a.test", self.a.ports["s2s"]),
+                                ("_xmpp-server._tcp.b.test", "b.test", self.prosody.s2s_port)],
+                           hosts=[("a.test", "127.0.0.1"), ("b.test", "127.0.0.2")])
+        self.a.use_nameserver(self.prosody.dns_address, 53)
+
+    def tearDown(self):
+        try:
+            self.a.stop()
+        finally:
+            self.prosody.cleanup()
+            self.dns.stop()
+
+    def s2s_connections(self):
+        """Established TCP connections to either side's s2s port."""
+        ports = {self.a.ports["s2s"], self.a.ports["s2s_tls"], self.prosody.s2s_port}
+        n = 0
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(path) as f:
+                for line in list(f)[1:]:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                        n += 1
+        return n
+
+    def test_messages_both_ways_over_one_bidi_stream(self):
+        self.prosody.start()
+        self.a.start()
+        bob = ("bob@b.test", "bobpass")
+
+        async def flow():
+            a = await Client(self.a, *self.alice).online()
+            b = await ProsodyClient(self.prosody, *bob).online()
+            # alice writes first: Parley opens the one stream
+            for i in range(3):
+                a.send_message(mto=bob[0], mbody=f"a->b {i}", mtype="chat")
+            for i in range(3):
+                m = await next_item(b.messages, timeout=30)
+                self.assertEqual((m["body"], m["from"].bare), (f"a->b {i}", self.alice[0]))
+            for i in range(3):
+                b.send_message(mto=self.alice[0], mbody=f"b->a {i}", mtype="chat")
+            for i in range(3):
+                m = await next_item(a.messages, timeout=20)
+                self.assertEqual((m["body"], m["from"].bare), (f"b->a {i}", bob[0]))
+            await b.offline()
+            await a.offline()
+
+        run(flow())
+        self.assertEqual(self.s2s_connections(), 1)
+        wait_for_log(self.a, r"a\.test->b\.test .*bidi: b\.test may send its stanzas to us")
+        self.assertNotIn("s2s in", self.a.log())  # Prosody never connected to us
 
 
 if __name__ == "__main__":
