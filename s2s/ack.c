@@ -44,7 +44,7 @@ void ack_out_start(struct s2s_conn *sc)
     sconn_write_str(sc, "<enable xmlns='" S2S_NS_SM "'/>");
     /* The peer counts from here: every stanza after <enable/> is numbered. */
     sc->sm.on = true;
-    sc->sm.h = 0;
+    sc->sm.sent = 0;
 }
 
 static void ask(struct s2s_conn *sc)
@@ -63,14 +63,14 @@ void ack_out_sent(struct s2s_conn *sc, struct route *r, const char *data, size_t
     s2s_list_init(&e->link);
     e->route = r;
     e->at_ms = at_ms;
-    e->serial = ++sc->sm.h;
+    e->serial = ++sc->sm.sent;
     e->len = len;
     memcpy(e->data, data, len);
     e->data[len] = '\0';
     s2s_list_add(&sc->sm.unacked, &e->link);
     sc->sm.unacked_bytes += len;
     struct queued *first = S2S_ENTRY(sc->sm.unacked.next, struct queued, link);
-    if (sc->sm.h - first->serial + 1 >= ASK_EVERY)
+    if (sc->sm.sent - first->serial + 1 >= ASK_EVERY)
         ask(sc);
 }
 
@@ -83,6 +83,23 @@ void ack_out_tick(struct s2s_conn *sc)
 {
     if (sc->sm.on && sc->sm.unacked.next != &sc->sm.unacked)
         ask(sc);
+}
+
+void ack_out_requeue_route(struct s2s_conn *sc, struct route *r)
+{
+    struct s2s_list mine;
+    s2s_list_init(&mine);
+    struct s2s_list *l = sc->sm.unacked.next;
+    while (l != &sc->sm.unacked) {
+        struct queued *e = S2S_ENTRY(l, struct queued, link);
+        l = l->next;
+        if (e->route != r)
+            continue;
+        s2s_list_del(&e->link);
+        sc->sm.unacked_bytes -= e->len;
+        s2s_list_add(&mine, &e->link);
+    }
+    queue_unshift_all(&r->q, &mine);
 }
 
 void ack_out_requeue(struct s2s_conn *sc)
@@ -110,10 +127,10 @@ static void on_ack(struct s2s_conn *sc, const struct xml_node *st)
     const char *hs = xml_attr_get(st, "h");
     char *end;
     unsigned long long h = hs ? strtoull(hs, &end, 10) : 0;
-    if (hs == NULL || *end != '\0' || h > UINT32_MAX || (int32_t)((uint32_t)h - sc->sm.h) > 0) {
+    if (hs == NULL || *end != '\0' || h > UINT32_MAX || (int32_t)((uint32_t)h - sc->sm.sent) > 0) {
         sconn_stream_error(sc, XMPP_COND_STREAM_UNDEFINED_CONDITION,
                            "<a h='%.20s'/> acknowledges stanzas never sent (%" PRIu32 ")",
-                           hs ? hs : "", sc->sm.h);
+                           hs ? hs : "", sc->sm.sent);
         return;
     }
     sc->sm.asked = false;
@@ -128,23 +145,6 @@ static void on_ack(struct s2s_conn *sc, const struct xml_node *st)
     out_flush_all(sc);
 }
 
-static void on_out_element(struct s2s_conn *sc, const struct xml_node *st)
-{
-    if (strcmp(st->name, "a") == 0) {
-        on_ack(sc, st);
-    } else if (strcmp(st->name, "enabled") == 0) {
-        log_debug(&sc->lc, "stanza acknowledgements on");
-    } else if (strcmp(st->name, "failed") == 0) {
-        /* What was sent since <enable/> can no longer be tracked. */
-        log_info(&sc->lc, "%s refused stanza acknowledgements", sc->remote);
-        ack_free(sc);
-        sc->sm.on = false;
-    } else if (strcmp(st->name, "r") == 0) {
-        /* We receive no stanzas on this stream: none handled. */
-        sconn_write_str(sc, "<a xmlns='" S2S_NS_SM "' h='0'/>");
-    }
-}
-
 static void count_flushed(struct s2s_conn *sc)
 {
     uint64_t flushed = router_link_flushed(sc->s2s);
@@ -152,6 +152,34 @@ static void count_flushed(struct s2s_conn *sc)
         sc->sm.head = (sc->sm.head + 1) % sc->sm.cap;
         sc->sm.nends--;
         sc->sm.h++;
+    }
+}
+
+static void answer(struct s2s_conn *sc)
+{
+    count_flushed(sc);
+    char a[80];
+    snprintf(a, sizeof(a), "<a xmlns='" S2S_NS_SM "' h='%" PRIu32 "'/>", sc->sm.h);
+    sconn_write_str(sc, a);
+}
+
+static void on_out_element(struct s2s_conn *sc, const struct xml_node *st)
+{
+    if (strcmp(st->name, "a") == 0) {
+        on_ack(sc, st);
+    } else if (strcmp(st->name, "enabled") == 0) {
+        /* The peer numbers what it sends us from here (a bidirectional
+         * stream's; on others none come). */
+        log_debug(&sc->lc, "stanza acknowledgements on");
+        sc->sm.h = 0;
+        sc->sm.nends = sc->sm.head = 0;
+    } else if (strcmp(st->name, "failed") == 0) {
+        /* What was sent since <enable/> can no longer be tracked. */
+        log_info(&sc->lc, "%s refused stanza acknowledgements", sc->remote);
+        ack_free(sc);
+        sc->sm.on = false;
+    } else if (strcmp(st->name, "r") == 0) {
+        answer(sc);
     }
 }
 
@@ -164,14 +192,14 @@ static void on_in_element(struct s2s_conn *sc, const struct xml_node *st)
             return;
         }
         sc->sm.on = true;
-        sc->sm.h = 0;
+        sc->sm.h = sc->sm.sent = 0;
         sconn_write_str(sc, "<enabled xmlns='" S2S_NS_SM "'/>");
     } else if (strcmp(st->name, "r") == 0) {
-        count_flushed(sc);
-        char a[80];
-        snprintf(a, sizeof(a), "<a xmlns='" S2S_NS_SM "' h='%" PRIu32 "'/>", sc->sm.h);
-        sconn_write_str(sc, a);
-    } else if (strcmp(st->name, "a") != 0) {
+        answer(sc);
+    } else if (strcmp(st->name, "a") == 0) {
+        if (sc->sm.on && sc->bidi) /* what we sent on a bidirectional stream */
+            on_ack(sc, st);
+    } else {
         sconn_stream_error(sc, XMPP_COND_STREAM_UNSUPPORTED_STANZA_TYPE,
                            "<%s xmlns='" S2S_NS_SM "'/> is not supported here", st->name);
     }
@@ -181,7 +209,7 @@ void ack_in_link_lost(struct s2s *s2s)
 {
     for (struct s2s_list *l = s2s->conns.next; l != &s2s->conns; l = l->next) {
         struct s2s_conn *sc = S2S_ENTRY(l, struct s2s_conn, link);
-        if (sc->outgoing || !sc->sm.on || sc->state == SC_CLOSING)
+        if ((sc->outgoing && !sc->bidi) || !sc->sm.on || sc->state == SC_CLOSING)
             continue;
         count_flushed(sc);
         if (sc->sm.nends > 0)

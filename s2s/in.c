@@ -284,8 +284,7 @@ void in_forward(struct s2s_conn *sc, struct xml_node *st)
     }
     s2s->stats.stanzas_in++;
     router_link_send_node(s2s, st);
-    if (!sc->outgoing)
-        ack_in_handled(sc); /* out: the stream's acks count what we send */
+    ack_in_handled(sc);
     sconn_check_backlog(sc);
 }
 

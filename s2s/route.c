@@ -73,10 +73,7 @@ static bool writable(const struct route *r)
 static void write_one(struct route *r, const char *data, size_t len, int64_t at_ms)
 {
     sconn_write(r->out, data, len);
-    /* On an incoming bidirectional stream the acks count the peer's
-     * stanzas, not ours: what we send there is not tracked. */
-    if (r->out->outgoing)
-        ack_out_sent(r->out, r, data, len, at_ms);
+    ack_out_sent(r->out, r, data, len, at_ms);
     r->out->last_ms = s2s_now_ms();
     r->s2s->stats.stanzas_out++;
 }
@@ -327,6 +324,7 @@ void route_add_verify(struct route *r, uint64_t in_id, const char *stream_id, co
          * own, never over the peer's bidirectional one: leave it. */
         log_info(&r->s2s->lc, "%s->%s leaves the incoming bidi stream to send a db:verify",
                  r->local, r->remote);
+        ack_out_requeue_route(r->out, r);
         s2s_list_del(&r->ride_link);
         r->riding = false;
         r->out = NULL;
@@ -423,8 +421,8 @@ void routes_free_all(struct s2s *s2s)
      * them, to whichever route (a stream may carry several) they are for. */
     while (s2s->routes != NULL && hmap_next(s2s->routes, &it, NULL, &v)) {
         struct route *r = v;
-        if (r->out != NULL && !r->riding)
-            ack_out_requeue(r->out);
+        if (r->out != NULL && (!r->riding || !r->out->outgoing))
+            ack_out_requeue(r->out); /* its own stream, or an incoming bidi one */
     }
     memset(&it, 0, sizeof(it));
     while (s2s->routes != NULL && hmap_next(s2s->routes, &it, NULL, &v)) {

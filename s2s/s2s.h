@@ -216,9 +216,10 @@ struct s2s_conn {
     struct {
         bool offered;            /* out: the peer's features offer XEP-0198 */
         bool on;                 /* acks counted (out: <enable/> sent; in: <enable/> received) */
-        bool asked;              /* out: an <r/> is unanswered */
-        uint32_t h;              /* in: stanzas handled; out: stanzas sent since <enable/> */
-        struct s2s_list unacked; /* out: struct queued, oldest first */
+        bool asked;              /* an <r/> of ours is unanswered */
+        uint32_t h;              /* stanzas received and handled since acks went on */
+        uint32_t sent;           /* stanzas sent since acks went on (the last serial) */
+        struct s2s_list unacked; /* what we sent: struct queued, oldest first */
         size_t unacked_bytes;
         /* in: where each stanza not yet counted in h ends in the router
          * link's byte stream (struct s2s .link_bytes); a ring */
@@ -452,7 +453,10 @@ void queue_bounce_all(struct s2s *s2s, struct s2s_queue *q, enum xmpp_cond cond,
 
 /* ack.c: stanza acknowledgements between servers (XEP-0198 without
  * resumption): what was written but not acknowledged when a stream dies
- * goes back to its route's queue, to be sent again or bounced. */
+ * goes back to its route's queue, to be sent again or bounced. On a
+ * bidirectional stream (XEP-0288) both sides count and ask, as XEP-0198
+ * has it; "out" functions are then about what we send, on either kind of
+ * stream. */
 void ack_init(struct s2s_conn *sc);
 /* Out: the stream is authenticated; <enable/> if the peer offered it. */
 void ack_out_start(struct s2s_conn *sc);
@@ -462,6 +466,8 @@ void ack_out_sent(struct s2s_conn *sc, struct route *r, const char *data, size_t
 /* Out: the unacknowledged stanzas go back to the head of their routes'
  * queues, in order. */
 void ack_out_requeue(struct s2s_conn *sc);
+/* The same for r's stanzas only (r leaves the stream, which stays). */
+void ack_out_requeue_route(struct s2s_conn *sc, struct route *r);
 /* Once a second: asks for an ack when stanzas wait for one. */
 void ack_out_tick(struct s2s_conn *sc);
 /* Bytes written and not yet acknowledged. */

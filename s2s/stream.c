@@ -352,7 +352,7 @@ void sconn_housekeeping(struct s2s *s2s, int64_t now)
                                s2s->cfg->connect_timeout_ms);
             continue;
         }
-        if (sc->outgoing && sc->state == SC_UP)
+        if ((sc->outgoing && sc->state == SC_UP) || (!sc->outgoing && sc->bidi))
             ack_out_tick(sc);
         if (idle > 0 && authed && now - sc->last_ms >= idle) {
             log_info(&sc->lc, "idle for %ld ms: closing the stream", idle);

@@ -155,6 +155,8 @@ class Federation(unittest.TestCase):
         wait_for_log(self.b, r"a\.test->b\.test: the peer asked for a bidirectional stream")
         wait_for_log(self.b, r"bidi: route b\.test->a\.test uses this incoming stream")
         self.assertNotIn("connected to xmpp.a.test", self.b.log())
+        # acks run both ways on it (XEP-0198) without a disagreement
+        self.assertNotIn("stream error", self.a.log() + self.b.log())
         self.assertIn("<bidi>true</bidi>", subprocess.run(
             [binary("parley-s2s"), "-t", "-c", self.a.config], capture_output=True, text=True,
             timeout=60).stdout)
@@ -189,6 +191,8 @@ class Federation(unittest.TestCase):
         peer.stream.expect(q("success", NS_SASL))
         feats = peer.restart()
         self.assertIsNone(feats.find(q("bidi", "urn:xmpp:features:bidi")))  # authenticated
+        peer.send(f"<enable xmlns='{NS_SM}'/>")
+        peer.stream.expect(q("enabled", NS_SM))
 
         async def flow():
             a = await Client(self.a, *alice).online()
@@ -197,6 +201,11 @@ class Federation(unittest.TestCase):
                 None, lambda: peer.stream.expect(q("message", "jabber:server"), timeout=20))
             self.assertEqual((m.get("id"), m.get("from"), m.get("to")),
                              ("b1", str(a.boundjid), "bob@b.test"))
+            # a asks for an ack of what it sent on the peer's stream (XEP-0198
+            # both ways); acknowledged, it is not sent again elsewhere
+            await asyncio.get_event_loop().run_in_executor(
+                None, lambda: peer.stream.expect(q("r", NS_SM), timeout=5))
+            peer.send(f"<a xmlns='{NS_SM}' h='1'/>")
             peer.send(f"<message from='bob@b.test/x' to='{alice[0]}' id='r1' type='chat'>"
                       "<body>back</body></message>")
             m = await next_item(a.messages, timeout=20)
@@ -232,6 +241,46 @@ class Federation(unittest.TestCase):
         wait_for_log(self.a, r"connected to xmpp\.b\.test")
         peer.close()
         peer2.close()
+
+    def test_bidi_unacknowledged_stanza_goes_back_to_the_queue(self):
+        """What a.test sent on a raw peer's bidirectional stream and the
+        peer never acknowledged is sent again, to b.test's real server on
+        a stream of a's own, when the peer closes: never lost silently."""
+        self.use_ca()
+        self.start()
+        cert = (os.path.join(self.a.dir, "ca", "b.test.pem"),
+                os.path.join(self.a.dir, "ca", "b.test.key"))
+        alice = self.a.add_user("alice")
+        bob = self.b.add_user("bob")
+        peer = RawPeer(self.a.ports["s2s"], "b.test", "a.test")
+        peer.starttls(cert)
+        peer.send("<bidi xmlns='urn:xmpp:bidi'/>")
+        peer.send(f"<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>=</auth>")
+        peer.stream.expect(q("success", NS_SASL))
+        peer.restart()
+        peer.send(f"<enable xmlns='{NS_SM}'/>")
+        peer.stream.expect(q("enabled", NS_SM))
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            b = await Client(self.b, *bob).online()
+            send(a, bob[0], "not acked", "u1")
+            loop = asyncio.get_event_loop()
+            m = await loop.run_in_executor(
+                None, lambda: peer.stream.expect(q("message", "jabber:server"), timeout=20))
+            self.assertEqual(m.get("id"), "u1")
+            await loop.run_in_executor(
+                None, lambda: peer.stream.expect(q("r", NS_SM), timeout=5))
+            peer.send("</stream:stream>")
+            m = await next_item(b.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("u1", "not acked"))
+            await a.offline()
+            await b.offline()
+
+        run(flow())
+        peer.close()
+        wait_for_log(self.a, r"bytes of stanzas not acknowledged by b\.test go back to the queue")
+        wait_for_log(self.a, r"a\.test->b\.test .*: connected to xmpp\.b\.test")
 
     def test_dialback_with_self_signed_certificates(self):
         self.start()
