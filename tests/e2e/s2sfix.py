@@ -251,3 +251,47 @@ class RawPeer:
 
     def close(self):
         self.stream.close()
+
+
+class RawServer:
+    """A hand-driven receiving server that a Parley s2s connects to: it
+    offers STARTTLS (required), then the features the test gives, with
+    the certificate cert = (certfile, keyfile)."""
+
+    def __init__(self, domain, cert):
+        self.domain, self.cert = domain, cert
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.sock = self.stream = None
+
+    def _open(self, stream_id, features):
+        self.header = self.stream.wait_header()
+        self.stream.send(f"<?xml version='1.0'?><stream:stream xmlns='{NS_SERVER}' "
+                         f"xmlns:stream='{NS_STREAM}' xmlns:db='{NS_DB}' from='{self.domain}' "
+                         f"to='{self.header.get('from')}' id='{stream_id}' version='1.0'>"
+                         f"<stream:features>{features}</stream:features>")
+
+    def accept(self, features, timeout=20):
+        """Takes the next connection through STARTTLS up to the features
+        after TLS."""
+        self.listener.settimeout(timeout)
+        self.sock, _ = self.listener.accept()
+        self.stream = Stream(self.sock)
+        self._open("raw-1", f"<starttls xmlns='{NS_TLS}'><required/></starttls>")
+        self.stream.expect(f"{{{NS_TLS}}}starttls")
+        self.stream.send(f"<proceed xmlns='{NS_TLS}'/>")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.cert)
+        self.sock = ctx.wrap_socket(self.sock, server_side=True)
+        self.stream = Stream(self.sock)
+        self._open("raw-2", features)
+
+    def send(self, data):
+        self.stream.send(data)
+
+    def close(self):
+        if self.stream is not None:
+            self.stream.close()
+        self.listener.close()

@@ -20,8 +20,8 @@ import unittest
 
 from flows import Client, next_item, run
 from harness import NS_ROUTER, NS_STANZAS, Stream, binary, component, q
-from s2sfix import (NS_DB, NS_SASL, NS_STREAM, RawPeer, Server, dialback_key, federation_dns,
-                    make_ca_certs, wait_for_log)
+from s2sfix import (NS_DB, NS_SASL, NS_STREAM, RawPeer, RawServer, Server, dialback_key,
+                    federation_dns, make_ca_certs, wait_for_log)
 
 
 NS_SM = "urn:xmpp:sm:3"
@@ -281,6 +281,76 @@ class Federation(unittest.TestCase):
         peer.close()
         wait_for_log(self.a, r"bytes of stanzas not acknowledged by b\.test go back to the queue")
         wait_for_log(self.a, r"a\.test->b\.test .*: connected to xmpp\.b\.test")
+
+    def test_bidi_initiating_side_checks_the_peers_stanzas(self):
+        """a.test connects to a raw receiving server for b.test that offers
+        bidi: a sends <bidi/> before dialback, takes bob's reply on its own
+        stream, refuses the peer's dialback piggybacking with a dialback
+        error, and ends its stream with <invalid-from/> for a stanza from
+        a domain the peer did not authenticate; on the next stream, with
+        <improper-addressing/> for one to a local domain (a component's)
+        that did not authenticate on it."""
+        self.use_ca()
+        secret = self.a.add_component("svc", ["svc.a.test"])
+        raw = RawServer("b.test", (os.path.join(self.a.dir, "ca", "b.test.pem"),
+                                   os.path.join(self.a.dir, "ca", "b.test.key")))
+        self.start(self.table(**{"b.test": [("xmpp.b.test", raw.port, "starttls",
+                                             "127.0.0.1")]}))
+        svc = component(self.a.ports["router"], "svc", secret)
+        svc.send(f"<bind xmlns='{NS_ROUTER}' name='svc.a.test'/>")
+        svc.expect(q("bind", NS_ROUTER))
+        alice = self.a.add_user("alice")
+
+        def handshake():
+            raw.accept("<bidi xmlns='urn:xmpp:features:bidi'/>"
+                       "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>")
+            raw.stream.expect(q("bidi", "urn:xmpp:bidi"))  # before authenticating
+            r = raw.stream.expect(q("result", NS_DB))
+            self.assertEqual((r.get("from"), r.get("to"), r.get("type")),
+                             ("a.test", "b.test", None))
+            raw.send("<db:result from='b.test' to='a.test' type='valid'/>")
+            return raw.stream.expect(q("message", "jabber:server"))
+
+        async def flow():
+            a = await Client(self.a, *alice).online()
+            send(a, "bob@b.test", "to a raw server", "i1")
+            loop = asyncio.get_event_loop()
+            m = await loop.run_in_executor(None, handshake)
+            self.assertEqual(m.get("id"), "i1")
+            raw.send(f"<message from='bob@b.test/x' to='{alice[0]}' id='r1' type='chat'>"
+                     "<body>back on your stream</body></message>")
+            m = await next_item(a.messages, timeout=20)
+            self.assertEqual((m["id"], m["body"]), ("r1", "back on your stream"))
+            await a.offline()
+
+        run(flow())
+        raw.send("<db:result from='svc.b.test' to='a.test'>00</db:result>")
+        r = raw.stream.expect(q("result", NS_DB))
+        self.assertEqual((r.get("from"), r.get("to"), r.get("type")),
+                         ("a.test", "svc.b.test", "error"))
+        self.assertIn(q("feature-not-implemented", NS_STANZAS), [e.tag for e in r.iter()])
+        raw.send(f"<message from='eve@evil.test/x' to='{alice[0]}'><body>2</body></message>")
+        raw.stream.expect_stream_error("invalid-from")
+        wait_for_log(self.a, r"a\.test->b\.test .*stream error invalid-from: 'eve@evil\.test/x' "
+                             r"is not of a domain this stream authenticated")
+        wait_for_log(self.a, r"bidi: db:result from 'svc\.b\.test' on our stream refused")
+        raw.stream.close()
+        # a new stream for alice's next message; bob writes to svc.a.test,
+        # which never authenticated to b.test on it
+        run(self.alice_sends(alice, "again", "i2"))
+        m = handshake()
+        self.assertEqual(m.get("id"), "i2")
+        raw.send("<message from='bob@b.test/x' to='svc.a.test' id='s1'><body>?</body></message>")
+        raw.stream.expect_stream_error("improper-addressing")
+        wait_for_log(self.a, r"stream error improper-addressing: 'svc\.a\.test': b\.test did not "
+                             r"authenticate to it on this stream")
+        raw.close()
+        svc.close()
+
+    async def alice_sends(self, alice, body, mid):
+        a = await Client(self.a, *alice).online()
+        send(a, "bob@b.test", body, mid)
+        await a.offline()
 
     def test_dialback_with_self_signed_certificates(self):
         self.start()
