@@ -42,7 +42,8 @@ def lua_str(s):
 
 class Prosody:
     def __init__(self, domain, address, dns_address, users=None, bidi=False, tls=None):
-        """bidi: load mod_s2s_bidi (XEP-0288), else keep it off. tls:
+        """bidi: load mod_s2s_bidi (XEP-0288) and mod_smacks (XEP-0198,
+        which Prosody then uses between servers too), else keep bidi off. tls:
         (certfile, keyfile, cafile) instead of a self-signed certificate;
         peers' certificates are then checked against cafile."""
         self.bidi = bidi
@@ -71,7 +72,7 @@ class Prosody:
         else:
             ssl = (f"certificate = {lua_str(self.tls[0])}, key = {lua_str(self.tls[1])}, "
                    f"cafile = {lua_str(self.tls[2])}")
-        modules = ('"s2s_bidi"' if self.bidi else "")
+        modules = ('"s2s_bidi", "smacks"' if self.bidi else "")
         disabled = ("" if self.bidi else '"s2s_bidi"')
         with open(self.path("resolv.conf"), "w") as f:
             f.write(f"nameserver {self.dns_address}\n")

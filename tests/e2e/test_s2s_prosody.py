@@ -150,7 +150,8 @@ class ProsodyBidi(unittest.TestCase):
     """XEP-0288 with Prosody's mod_s2s_bidi: both sides hold certificates
     from one test CA, so Parley's stream to Prosody is authenticated by
     certificate with no dialback connection back, and Prosody's replies
-    come over that same stream."""
+    come over that same stream. mod_smacks is on, so acknowledgements run
+    on the bidirectional stream too."""
 
     def setUp(self):
         self.a = Server("a.test")
@@ -216,6 +217,46 @@ class ProsodyBidi(unittest.TestCase):
         self.assertEqual(self.s2s_connections(), 1)
         wait_for_log(self.a, r"a\.test->b\.test .*bidi: b\.test may send its stanzas to us")
         self.assertNotIn("s2s in", self.a.log())  # Prosody never connected to us
+
+    def test_prosody_opens_the_bidi_stream(self):
+        """The other way round: bob (Prosody) writes first, so Prosody opens
+        the stream and asks for bidi; alice's replies go back on it, with
+        stanza acknowledgements both ways."""
+        self.prosody.start()
+        self.a.start()
+        bob = ("bob@b.test", "bobpass")
+
+        async def flow():
+            a = await Client(self.a, *self.alice).online()
+            b = await ProsodyClient(self.prosody, *bob).online()
+            for i in range(3):
+                b.send_message(mto=self.alice[0], mbody=f"b->a {i}", mtype="chat")
+            for i in range(3):
+                m = await next_item(a.messages, timeout=30)
+                self.assertEqual((m["body"], m["from"].bare), (f"b->a {i}", bob[0]))
+            for i in range(12):
+                a.send_message(mto=bob[0], mbody=f"a->b {i}", mtype="chat")
+            for i in range(12):
+                m = await next_item(b.messages, timeout=20)
+                self.assertEqual((m["body"], m["from"].bare), (f"a->b {i}", self.alice[0]))
+            # Prosody enabled acks (mod_smacks) on its stream; a.test asks
+            # for them too (once a second while some wait)
+            a.send_message(mto=bob[0], mbody="acked?", mtype="chat")
+            m = await next_item(b.messages, timeout=20)
+            self.assertEqual(m["body"], "acked?")
+            await asyncio.sleep(2.5)
+            await b.offline()
+            await a.offline()
+
+        run(flow())
+        self.assertEqual(self.s2s_connections(), 1)
+        wait_for_log(self.a, r"b\.test->a\.test: the peer asked for a bidirectional stream")
+        wait_for_log(self.a, r"bidi: route a\.test->b\.test uses this incoming stream")
+        self.assertNotIn("s2s out", self.a.log())  # Parley never connected to Prosody
+        self.assertNotIn("stream error", self.a.log())
+        plog = self.prosody.logtext()
+        self.assertRegex(plog, r"Received\[s2sout\]: <r xmlns='urn:xmpp:sm:3'")
+        self.assertRegex(plog, r"Sending\[s2sout\]: <a xmlns='urn:xmpp:sm:3' h='[1-9]")
 
 
 if __name__ == "__main__":
