@@ -24,7 +24,7 @@ DOMAIN = "example.test"
 
 
 class Suite:
-    def __init__(self, extra_init=(), sm_section=None):
+    def __init__(self, extra_init=(), sm_section=None, log_level=None):
         self.dir = tempfile.mkdtemp(prefix="parley-flow-")
         self.ports = free_ports(("c2s", "c2s_tls", "router", "http", "s2s", "s2s_tls"))
         args = [binary("parleyctl"), "init", self.dir, "--domain", DOMAIN,
@@ -40,9 +40,15 @@ class Suite:
         self.conninfo = pg_create() if pgsql_wanted() else None
         with open(self.config) as f:
             text = f.read()
+        # PARLEY_LOG_LEVEL=debug (with PARLEY_KEEP=1) to study a failure
+        level = os.environ.get("PARLEY_LOG_LEVEL") or log_level
+        if level:
+            text = text.replace("<level>info</level>", f"<level>{level}</level>", 1)
         if sm_section is not None:
-            text = text.replace("<sm>\n    <name>sm</name>\n  </sm>",
-                                f"<sm>\n    <name>sm</name>\n{sm_section}\n  </sm>")
+            # after the sm's name (parleyctl init writes comments after it)
+            head = "<sm>\n    <name>sm</name>\n"
+            assert head in text, "parleyctl init wrote no <sm><name>sm</name>"
+            text = text.replace(head, f"{head}{sm_section}\n", 1)
         if self.conninfo:
             text = text.replace("  <data-dir>", "  <storage><driver>pgsql</driver><pgsql>"
                                 f"<conninfo>{self.conninfo}</conninfo></pgsql></storage>\n"
@@ -104,7 +110,10 @@ class Suite:
         finally:
             if self.conninfo:
                 pg_drop(self.conninfo)
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if os.environ.get("PARLEY_KEEP"):
+                print(f"kept {self.dir}")
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Client(slixmpp.ClientXMPP):

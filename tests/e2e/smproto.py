@@ -29,6 +29,8 @@ class Link:
         self.seq = 0
         self.acked = 0  # highest sm seq we handled
         self.inbox = []
+        self.origins = {}  # id(stanza) -> (stanza, its envelope's o)
+        self.sm_ack = 0  # highest of our seqs the sm acknowledged
 
     def send(self, inner, seq=None):
         if seq is None:
@@ -46,6 +48,31 @@ class Link:
     def stanza(self, xml):
         self.send(xml)
 
+    def origin(self, el):
+        """The o of the envelope that carried el (protocol.md §8), or None."""
+        entry = self.origins.get(id(el))
+        return entry[1] if entry is not None and entry[0] is el else None
+
+    def wait_acked(self, seq, timeout=5):
+        """Until the sm has acknowledged our envelope seq (it handled it)."""
+        deadline = time.time() + timeout
+        while self.sm_ack < seq:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"{self.jid}: seq {seq} not acknowledged "
+                                     f"(ack {self.sm_ack})")
+            self._pull(min(left, 0.2))
+
+    def resume(self, next_seq):
+        """protocol.md §8 "Resuming": a start outside the sequence; the
+        started it gets back is the new base of the sm's numbering."""
+        self.acked = 0
+        self.sm_ack = next_seq - 1
+        self.s.send(f"<route xmlns='{NS_ROUTER}' from='{self.c2s}' to='{self.jid}' "
+                    f"sid='{self.sid}' ack='0'><start xmlns='{NS_SESSION}' jid='{self.jid}' "
+                    f"resume='1' next='{next_seq}'/></route>")
+        return self.expect(q("started", NS_SESSION))
+
     def _pull(self, timeout):
         el = self.s.read(timeout)
         if el is None:
@@ -55,11 +82,15 @@ class Link:
         sid = el.get("sid")
         for link in self.case.links:
             if link.sid == sid:
+                link.sm_ack = max(link.sm_ack, int(el.get("ack", "0")))
                 seq = int(el.get("seq", "0"))
                 if seq:
                     self.case.assertEqual(seq, link.acked + 1, "sm seq must grow by one")
                     link.acked = seq
                 link.inbox.extend(list(el))
+                if el.get("o") is not None:
+                    for child in el:
+                        link.origins[id(child)] = (child, el.get("o"))
         return True
 
     def expect(self, tag, timeout=10, pred=None):

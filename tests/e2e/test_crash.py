@@ -19,7 +19,9 @@ COUNT = 200
 
 class Crash(unittest.TestCase):
     def setUp(self):
-        self.suite = Suite(sm_section="    <session-grace>3s</session-grace>").start()
+        # at debug level, so that a failure shows what the daemons did
+        self.suite = Suite(sm_section="    <session-grace>3s</session-grace>",
+                           log_level="debug").start()
         self.alice = self.suite.add_user("alice")
         self.bob = self.suite.add_user("bob")
 
@@ -53,11 +55,25 @@ class Crash(unittest.TestCase):
         collector.cancel()
         return received, disconnected, a, b
 
+    def log_excerpt(self, numbers):
+        """The daemons' lines about the session links, and those naming the
+        messages numbered in numbers: what a failure in CI leaves to read."""
+        bodies = tuple(f"<body>n{n}</body>" for n in numbers)
+        link = re.compile(r"resum|replay|unreachable|duplicate|killed|restart|started|ended|"
+                          r"component|offline|went down")
+        with open(self.suite.parleyd.logpath, errors="replace") as f:
+            lines = [ln.rstrip()[:400] for ln in f
+                     if link.search(ln) or any(b in ln for b in bodies)]
+        return "\n".join(lines[-300:])
+
     def check(self, received, disconnected):
         missing = sorted(set(range(COUNT)) - set(received))
+        twice = sorted(n for n in set(received) if received.count(n) > 1)
         dups = len(received) - len(set(received))
+        if missing or dups:
+            print(self.log_excerpt(missing + twice))
         self.assertEqual(missing, [], f"{len(missing)} messages lost")
-        self.assertEqual(dups, 0, f"{dups} messages delivered twice")
+        self.assertEqual(dups, 0, f"{dups} messages delivered twice: {twice}")
         self.assertEqual(disconnected, [], "clients must keep their c2s connections")
 
     def test_sm_killed(self):

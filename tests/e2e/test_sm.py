@@ -212,6 +212,52 @@ class SmCore(SmCase):
         a.send(msg, seq=a.seq)  # the same seq again, as after a replay
         b.expect_none(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "once")
 
+    def kill_and_restart_sm(self):
+        self.sm.kill()  # SIGKILL: nothing it owed goes out
+        self.sm = self.dep.start("parley-sm")
+        self.wait_sm_bound()
+
+    def replay_after_sm_restart(self, receiver_first):
+        """protocol.md §8: the sm acknowledges up to 20 ms late, so when it
+        dies the c2s still holds, and replays to its successor, stanzas the
+        dead sm had already delivered. The successor has no memory of them;
+        the receiver's c2s drops the copy by its origin, so the copy must
+        come with the origin the first delivery had, whether the receiver's
+        session is back first (delivered at once) or not (through the
+        offline queue)."""
+        a = self.online("alice")
+        b = self.online("bob")
+        msg = (f"<message xmlns='{NS_CLIENT}' from='{a.jid}' to='bob@{DOMAIN}' "
+               "type='chat' id='r1'><body>once</body></message>")
+        a.stanza(msg)
+        seq = a.seq
+        first = b.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "r1")
+        self.assertEqual(b.origin(first), f"{a.sid}:{seq}")
+        self.kill_and_restart_sm()
+        presence = f"<presence xmlns='{NS_CLIENT}' from='{b.jid}'/>"
+        if receiver_first:
+            self.assertEqual(b.resume(b.seq + 1).get("fresh"), "1")
+            b.stanza(presence)
+            b.wait_acked(b.seq)
+        self.assertEqual(a.resume(seq).get("fresh"), "1")
+        a.send(msg, seq=seq)  # the replay: the dead sm's ack never came
+        a.wait_acked(seq)
+        if not receiver_first:
+            self.assertEqual(b.resume(b.seq + 1).get("fresh"), "1")
+            b.stanza(presence)
+        again = b.expect(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "r1")
+        self.assertEqual(b.origin(again), f"{a.sid}:{seq}",
+                         "the replayed copy must carry the first delivery's origin")
+        offline = again.find(q("delay", "urn:xmpp:delay")) is not None
+        self.assertEqual(offline, not receiver_first)
+        b.expect_none(q("message", NS_CLIENT), pred=lambda e: e.get("id") == "r1")
+
+    def test_replay_after_sm_restart_delivered_at_once_keeps_origin(self):
+        self.replay_after_sm_restart(receiver_first=True)
+
+    def test_replay_after_sm_restart_through_offline_keeps_origin(self):
+        self.replay_after_sm_restart(receiver_first=False)
+
     def test_acks_are_coalesced_within_the_delay(self):
         """protocol.md §8: acks ride on the next envelope or go alone within
         20 ms, so a burst of stanzas gets a few acks, not one each."""
