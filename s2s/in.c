@@ -195,8 +195,10 @@ void in_bidi_attach_all(struct s2s_conn *sc)
             continue;
         *sp = '\0';
         struct route *r = route_get(sc->s2s, local, sp + 1);
-        /* A route with a stream of its own, or on its way to one, keeps it. */
-        if (r->state == ROUTE_IDLE && r->out == NULL && can_carry(sc)) {
+        /* A route with a stream of its own, or on its way to one, keeps it;
+         * so does one waiting to send a db:verify. */
+        if (r->state == ROUTE_IDLE && r->out == NULL && r->verifies.next == &r->verifies &&
+            can_carry(sc)) {
             r->retry_at_ms = 0;
             bidi_attach(sc, r);
         }

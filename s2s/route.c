@@ -83,7 +83,9 @@ static void write_one(struct route *r, const char *data, size_t len, int64_t at_
  * domain to the same remote can carry this route too. */
 static void start(struct route *r)
 {
-    if (in_bidi_carry(r) || out_piggyback(r))
+    /* db:verify needs a stream of our own (route_add_verify). */
+    bool verifying = r->verifies.next != &r->verifies;
+    if ((!verifying && in_bidi_carry(r)) || out_piggyback(r))
         return;
     route_start_own(r);
 }
