@@ -70,6 +70,13 @@ struct xstream_pool {
     size_t created;
 };
 
+/* The state of expat_piece's look for the end of the stanza expat is in. */
+struct guess {
+    int depth;
+    enum { G_TEXT, G_LT, G_TAG, G_QUOTE, G_END_TAG, G_STOP } mode;
+    char quote, prev;
+};
+
 /* Stream offsets ("pos") count bytes since the stream header's first byte:
  * expat's byte index plus shift (see pos_index). */
 struct xstream {
@@ -116,7 +123,13 @@ struct xstream {
     unsigned ns_decls; /* namespace declarations of the element being opened */
     struct xml_node *stanza, *cur;
 
-    bool in_feed;       /* inside XML_Parse, so handlers may be running */
+    bool in_feed;          /* inside XML_Parse, so handlers may be running */
+    bool in_scan;          /* in_feed is set for a callback of the scanner: no expat */
+    unsigned long scanned; /* stanzas the scanner handed out */
+    /* expat_piece has looked at the stream bytes [guess_keep, guess_pos)
+     * and found no end there; -1: nothing to go on from. */
+    struct guess guess;
+    int64_t guess_keep, guess_pos;
     bool failed;        /* err holds why; dead until xstream_reset */
     bool reset_pending; /* xstream_reset was called from a callback */
     struct err *err;    /* allocated by the first failure: most streams never fail */
@@ -125,6 +138,7 @@ struct xstream {
 /* Fails the stream (the first failure's reason wins) and, from a handler,
  * stops expat at once. */
 static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ...) PL_PRINTF(3, 4);
+static void cclass_init(void);
 
 static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ...)
 {
@@ -138,7 +152,7 @@ static void xs_fail(struct xstream *xs, enum xmpp_cond cond, const char *fmt, ..
         va_end(ap);
         xs->failed = true;
     }
-    if (xs->in_feed)
+    if (xs->in_feed && !xs->in_scan)
         (void)XML_StopParser(xs->eng->parser, XML_FALSE);
 }
 
@@ -698,6 +712,7 @@ static void state_reset(struct xstream *xs)
     xs->in_cdata = false;
     xs->stanza = xs->cur = NULL;
     xs->failed = xs->reset_pending = false;
+    xs->guess_pos = -1;
     free(xs->err);
     xs->err = NULL;
 }
@@ -720,6 +735,7 @@ struct xstream *xstream_new(const struct xstream_limits *limits, const struct xs
     xs->arg = arg;
     xs->flags = flags;
     state_reset(xs);
+    cclass_init();
     return xs;
 }
 
@@ -755,7 +771,8 @@ void xstream_reset(struct xstream *xs)
 {
     if (xs->in_feed) {
         xs->reset_pending = true;
-        (void)XML_StopParser(xs->eng->parser, XML_FALSE);
+        if (!xs->in_scan)
+            (void)XML_StopParser(xs->eng->parser, XML_FALSE);
         return;
     }
     if (xs->eng != NULL)
@@ -781,6 +798,11 @@ bool xstream_release(struct xstream *xs)
 void xstream_fail(struct xstream *xs, const struct err *err)
 {
     xs_fail(xs, err->cond, "%s", err->text);
+}
+
+unsigned long xstream_scanned(const struct xstream *xs)
+{
+    return xs->scanned;
 }
 
 const char *xstream_default_ns(const struct xstream *xs)
@@ -1004,6 +1026,490 @@ static void feed_chunk(struct xstream *xs, const char *data, size_t len)
     buf_reset(&xs->held);
 }
 
+/* ---- the scanner: shallow stanzas without expat ------------------------ */
+
+/* A shallow stream needs of a stanza only its outer element with its
+ * attributes and its bytes. When expat sits idle at a stanza boundary, the
+ * scanner reads the complete stanzas at the start of the bytes fed, as long
+ * as they are written in a plain subset of XML: printable ASCII and XML
+ * whitespace only; names without prefixes (but xml: on attributes); no
+ * entity references in the outer element's attribute values and no tab, CR
+ * or LF in them (their values need no normalising); elsewhere only the five
+ * predefined entities; no CDATA, comments, PIs, character references or
+ * "]]>"; no reserved namespace name bound as the default; no duplicate
+ * attribute; within max_stanza, max_depth and max_attrs. Expat accepts all
+ * of that and reports the same stanza. At anything else, or a stanza that
+ * does not end in these bytes, the scanner stops and expat reads on from
+ * there, so expat alone decides every error. The bytes expat never saw are
+ * added to shift and line_shift, so its byte offsets and line numbers go on
+ * being the stream's. */
+
+#define SCAN_ATTRS_MAX 64 /* attributes kept per element; beyond, expat reads it */
+#define SCAN_DEPTH_MAX 64 /* open elements inside a stanza; beyond, expat reads it */
+
+enum { CC_TEXT = 1, CC_NAME_START = 2, CC_NAME = 4, CC_SPACE = 8 };
+
+/* CC_TEXT: a byte that stands for itself in text and attribute values
+ * (printable ASCII but '<', '&' and ']'). */
+static unsigned char cclass[256];
+
+static void cclass_init(void)
+{
+    if (cclass['a'] != 0)
+        return;
+    for (int c = 0x20; c < 0x7f; c++)
+        cclass[c] = CC_TEXT;
+    cclass['<'] = cclass['&'] = cclass[']'] = 0;
+    for (int c = 'a'; c <= 'z'; c++) {
+        cclass[c] |= CC_NAME_START | CC_NAME;
+        cclass[c - 'a' + 'A'] |= CC_NAME_START | CC_NAME;
+    }
+    for (int c = '0'; c <= '9'; c++)
+        cclass[c] |= CC_NAME;
+    cclass['_'] |= CC_NAME_START | CC_NAME;
+    cclass['.'] |= CC_NAME;
+    cclass['-'] |= CC_NAME;
+    cclass[' '] |= CC_SPACE;
+    cclass['\t'] |= CC_SPACE;
+    cclass['\n'] |= CC_SPACE;
+    cclass['\r'] |= CC_SPACE;
+}
+
+struct scan_str {
+    const char *p;
+    size_t len;
+};
+
+struct scan {
+    const char *p, *end;
+    uint64_t lines; /* line breaks passed, counted as expat counts them */
+    unsigned max_attrs;
+    /* The outer element of the last stanza scanned. */
+    struct scan_str name, xmlns;
+    bool has_xmlns;
+    unsigned nattrs; /* without xmlns */
+    struct scan_str attr[SCAN_ATTRS_MAX], value[SCAN_ATTRS_MAX];
+};
+
+static bool cc(char c, unsigned what)
+{
+    return (cclass[(unsigned char)c] & what) != 0;
+}
+
+/* At a CR or LF: one line, CR LF included. False for a CR that ends the
+ * bytes (a LF may follow in the next ones). */
+static bool scan_newline(struct scan *s)
+{
+    if (*s->p == '\r') {
+        if (s->p + 1 == s->end)
+            return false;
+        if (s->p[1] == '\n')
+            s->p++;
+    }
+    s->p++;
+    s->lines++;
+    return true;
+}
+
+static bool scan_space(struct scan *s)
+{
+    while (s->p < s->end && cc(*s->p, CC_SPACE)) {
+        if (*s->p == '\n' || *s->p == '\r') {
+            if (!scan_newline(s))
+                return false;
+        } else {
+            s->p++;
+        }
+    }
+    return true;
+}
+
+/* A name without a colon; its length, 0 if none starts here. */
+static size_t scan_ncname(struct scan *s)
+{
+    const char *q = s->p;
+    if (q == s->end || !cc(*q, CC_NAME_START))
+        return 0;
+    for (q++; q < s->end && cc(*q, CC_NAME); q++)
+        ;
+    size_t n = (size_t)(q - s->p);
+    s->p = q;
+    return n;
+}
+
+/* At '&': one of the five predefined entity references. */
+static bool scan_entity(struct scan *s)
+{
+    static const struct scan_str ents[] = {
+        {"&lt;", 4}, {"&gt;", 4}, {"&amp;", 5}, {"&quot;", 6}, {"&apos;", 6}};
+    size_t left = (size_t)(s->end - s->p);
+    for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
+        if (left >= ents[i].len && memcmp(s->p, ents[i].p, ents[i].len) == 0) {
+            s->p += ents[i].len;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool str_starts(struct scan_str v, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return v.len >= n && memcmp(v.p, prefix, n) == 0;
+}
+
+/* An attribute value after its opening quote q, up to and past the closing
+ * one. */
+static bool scan_value(struct scan *s, char q, bool outer, struct scan_str *v)
+{
+    v->p = s->p;
+    for (;;) {
+        if (s->p == s->end)
+            return false;
+        char c = *s->p;
+        if (c == q)
+            break;
+        if (cc(c, CC_TEXT) || c == ']') {
+            s->p++;
+        } else if (outer) {
+            return false;
+        } else if (c == '&') {
+            if (!scan_entity(s))
+                return false;
+        } else if (c == '\n' || c == '\r') {
+            if (!scan_newline(s))
+                return false;
+        } else if (c == '\t') {
+            s->p++;
+        } else {
+            return false;
+        }
+    }
+    v->len = (size_t)(s->p - v->p);
+    s->p++;
+    return true;
+}
+
+/* A start tag at '<' and a name start character. The outer one's name,
+ * attributes and xmlns go into s. *empty: it ended with "/>". */
+static bool scan_start_tag(struct scan *s, bool outer, struct scan_str *name, bool *empty)
+{
+    struct scan_str seen[SCAN_ATTRS_MAX];
+    unsigned n = 0;
+    s->p++;
+    name->p = s->p;
+    name->len = scan_ncname(s);
+    if (name->len == 0)
+        return false;
+    for (;;) {
+        const char *before = s->p;
+        if (!scan_space(s) || s->p == s->end)
+            return false;
+        if (*s->p == '>') {
+            s->p++;
+            *empty = false;
+            return true;
+        }
+        if (*s->p == '/') {
+            if (s->p + 1 == s->end || s->p[1] != '>')
+                return false;
+            s->p += 2;
+            *empty = true;
+            return true;
+        }
+        /* Attributes are separated by whitespace; this also refuses a
+         * prefixed element name. */
+        if (s->p == before || n == SCAN_ATTRS_MAX || n >= s->max_attrs)
+            return false;
+        struct scan_str an = {s->p, scan_ncname(s)};
+        if (an.len == 0)
+            return false;
+        if (s->p < s->end && *s->p == ':') {
+            if (an.len != 3 || memcmp(an.p, "xml", 3) != 0)
+                return false;
+            s->p++;
+            if (scan_ncname(s) == 0)
+                return false;
+            an.len = (size_t)(s->p - an.p);
+        }
+        for (unsigned i = 0; i < n; i++) {
+            if (seen[i].len == an.len && memcmp(seen[i].p, an.p, an.len) == 0)
+                return false;
+        }
+        seen[n++] = an;
+        if (!scan_space(s) || s->p == s->end || *s->p != '=')
+            return false;
+        s->p++;
+        if (!scan_space(s) || s->p == s->end || (*s->p != '\'' && *s->p != '"'))
+            return false;
+        char q = *s->p++;
+        struct scan_str v;
+        if (!scan_value(s, q, outer, &v))
+            return false;
+        bool is_xmlns = an.len == 5 && memcmp(an.p, "xmlns", 5) == 0;
+        if (is_xmlns &&
+            (str_starts(v, XML_NS_XML) || str_starts(v, "http://www.w3.org/2000/xmlns/")))
+            return false;
+        if (!outer)
+            continue;
+        if (is_xmlns) {
+            s->xmlns = v;
+            s->has_xmlns = true;
+        } else {
+            s->attr[s->nattrs] = an;
+            s->value[s->nattrs++] = v;
+        }
+    }
+}
+
+/* One complete stanza from s->p (at '<' and a name start character). */
+static bool scan_stanza(struct scan *s, size_t max_stanza, unsigned max_depth)
+{
+    const char *start = s->p;
+    struct scan_str open[SCAN_DEPTH_MAX];
+    unsigned depth = 0; /* open elements of the stanza, itself included */
+    bool empty;
+    s->nattrs = 0;
+    s->has_xmlns = false;
+    if (!scan_start_tag(s, true, &s->name, &empty))
+        return false;
+    if (!empty)
+        open[depth++] = s->name;
+    while (depth > 0) {
+        if ((size_t)(s->p - start) > max_stanza)
+            return false;
+        while (s->p < s->end) {
+            char c = *s->p;
+            if (cc(c, CC_TEXT)) {
+                s->p++;
+            } else if (c == '<') {
+                break;
+            } else if (c == '\t') {
+                s->p++;
+            } else if (c == '\n' || c == '\r') {
+                if (!scan_newline(s))
+                    return false;
+            } else if (c == '&') {
+                if (!scan_entity(s))
+                    return false;
+            } else if (c == ']') {
+                if (s->end - s->p < 3 || (s->p[1] == ']' && s->p[2] == '>'))
+                    return false;
+                s->p++;
+            } else {
+                return false;
+            }
+        }
+        if (s->end - s->p < 2)
+            return false;
+        if (s->p[1] == '/') {
+            const struct scan_str *top = &open[depth - 1];
+            s->p += 2;
+            if ((size_t)(s->end - s->p) < top->len || memcmp(s->p, top->p, top->len) != 0)
+                return false;
+            s->p += top->len;
+            if (s->p < s->end && (cc(*s->p, CC_NAME) || *s->p == ':'))
+                return false;
+            if (!scan_space(s) || s->p == s->end || *s->p != '>')
+                return false;
+            s->p++;
+            depth--;
+        } else if (cc(s->p[1], CC_NAME_START)) {
+            /* As child_open counts: the stream root and the open elements. */
+            if (1 + depth > max_depth || depth == SCAN_DEPTH_MAX)
+                return false;
+            struct scan_str name;
+            if (!scan_start_tag(s, false, &name, &empty))
+                return false;
+            if (!empty)
+                open[depth++] = name;
+        } else {
+            return false;
+        }
+    }
+    return (size_t)(s->p - start) <= max_stanza;
+}
+
+/* The stanza's outer element, as build_elem makes it in a shallow stream. */
+static struct xml_node *scan_node(struct xstream *xs, const struct scan *s)
+{
+    struct arena *a = xs->eng->arena;
+    struct xml_node *n = arena_alloc(a, sizeof(*n));
+    n->kind = XML_ELEM;
+    n->name = arena_strndup(a, s->name.p, s->name.len);
+    n->ns = s->has_xmlns ? arena_strndup(a, s->xmlns.p, s->xmlns.len)
+                         : arena_strdup(a, buf_cstr(&xs->default_ns));
+    if (s->nattrs == 0)
+        return n;
+    n->attrs = arena_alloc(a, s->nattrs * sizeof(*n->attrs));
+    n->nattrs = n->attr_cap = s->nattrs;
+    for (unsigned i = 0; i < s->nattrs; i++) {
+        struct xml_attr *at = &n->attrs[i];
+        struct scan_str an = s->attr[i];
+        if (str_starts(an, "xml:")) {
+            at->ns = arena_strdup(a, XML_NS_XML);
+            an.p += 4;
+            an.len -= 4;
+        }
+        at->name = arena_strndup(a, an.p, an.len);
+        at->value = arena_strndup(a, s->value[i].p, s->value[i].len);
+    }
+    return n;
+}
+
+/* n bytes the scanner has read, with lines line breaks: expat, still at the
+ * boundary before them, now stands for the stream at the boundary after. */
+static void scan_consume(struct xstream *xs, size_t n, uint64_t lines)
+{
+    xs->base += (int64_t)n;
+    xs->shift += (int64_t)n;
+    xs->line_shift += (int64_t)lines;
+    xs->safe_pos = xs->tail_start = xs->carry_start = xs->base;
+}
+
+static bool scan_ready(const struct xstream *xs)
+{
+    return (xs->flags & (XSTREAM_SHALLOW | XSTREAM_EXPAT_ONLY)) == XSTREAM_SHALLOW &&
+           xs->eng != NULL && at_boundary(xs);
+}
+
+/* Hands out the stanzas of the subset at the start of data and skips the
+ * whitespace between them. Returns the bytes read; stops before anything
+ * else, and after a callback that failed or reset the stream. */
+static size_t scan_feed(struct xstream *xs, const char *data, size_t len)
+{
+    struct scan s = {.p = data, .end = data + len, .max_attrs = xs->lim.max_attrs};
+    const char *done = data;
+    while (!xs->failed && !xs->reset_pending) {
+        s.lines = 0;
+        bool ok = scan_space(&s);
+        const char *lt = s.p;
+        uint64_t space_lines = s.lines;
+        if (!ok || s.end - lt < 2 || *lt != '<' || !cc(lt[1], CC_NAME_START) ||
+            !scan_stanza(&s, xs->lim.max_stanza, xs->lim.max_depth)) {
+            scan_consume(xs, (size_t)(lt - done), space_lines);
+            done = lt;
+            break;
+        }
+        scan_consume(xs, (size_t)(s.p - done), s.lines);
+        done = s.p;
+        xs->stanza_start = xs->base - (s.p - lt);
+        struct xml_node *st = scan_node(xs, &s);
+        xs->scanned++;
+        xs->in_feed = xs->in_scan = true;
+        int rc = xs->ops->on_stanza ? xs->ops->on_stanza(xs->arg, st, lt, (size_t)(s.p - lt)) : 0;
+        xs->in_feed = xs->in_scan = false;
+        arena_reset(xs->eng->arena);
+        if (rc < 0)
+            callback_failed(xs);
+    }
+    return (size_t)(done - data);
+}
+
+/* Where expat should stop so that the scanner can take over again: just
+ * past the '>' that seems to close the element expat is in (or is about to
+ * read). The guess only looks at tags and quotes; expat parses every byte
+ * anyway, so a wrong guess only splits its input elsewhere. */
+/* Returns the offset past the closing '>' in p, or 0: not there, or a
+ * comment, PI, CDATA section or DOCTYPE (*stop is set then). */
+static size_t guess_run(struct guess *g, const char *p, size_t len, bool *stop)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        switch (g->mode) {
+        case G_TEXT: {
+            const char *lt = memchr(p + i, '<', len - i);
+            if (lt == NULL)
+                return 0;
+            i = (size_t)(lt - p);
+            g->mode = G_LT;
+            break;
+        }
+        case G_LT:
+            if (c == '!' || c == '?') {
+                *stop = true;
+                return 0;
+            }
+            if (c == '/') {
+                g->mode = G_END_TAG;
+            } else {
+                g->depth++;
+                g->mode = G_TAG;
+                g->prev = c;
+            }
+            break;
+        case G_TAG:
+            if (c == '\'' || c == '"') {
+                g->quote = c;
+                g->mode = G_QUOTE;
+            } else if (c == '>') {
+                g->mode = G_TEXT;
+                if (g->prev == '/' && --g->depth <= 0)
+                    return i + 1;
+            } else {
+                g->prev = c;
+            }
+            break;
+        case G_QUOTE:
+            if (c == g->quote) {
+                g->mode = G_TAG;
+                g->prev = c;
+            }
+            break;
+        case G_STOP:
+            return 0;
+        case G_END_TAG:
+            if (c == '>') {
+                g->mode = G_TEXT;
+                if (--g->depth < 0) {
+                    *stop = true;
+                    return 0;
+                }
+                if (g->depth == 0)
+                    return i + 1;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+/* How much of data (len bytes, next for expat) to give expat now: up to the
+ * end of the stanza it is in or about to read, so that the scanner reads
+ * the ones after; all of it if that end is not in data. */
+static size_t expat_piece(struct xstream *xs, const char *data, size_t len)
+{
+    if ((xs->flags & (XSTREAM_SHALLOW | XSTREAM_EXPAT_ONLY)) != XSTREAM_SHALLOW ||
+        xs->eng == NULL || xs->depth == 0 || xs->in_cdata || xs->held.len > 0)
+        return len;
+    /* The bytes of the unfinished stanza (or top-level token) expat has
+     * seen: carry begins there. */
+    int64_t keep = xs->depth >= 2 ? xs->stanza_start : xs->safe_pos;
+    if (keep < xs->carry_start || keep > xs->base)
+        return len;
+    struct guess *g = &xs->guess;
+    bool stop = false;
+    if (xs->guess_pos != xs->base || xs->guess_keep != keep) {
+        /* Once per stanza: what expat has seen of it. From then on the
+         * look goes on from where it stopped, so a stanza arriving in
+         * small pieces costs linear time. */
+        *g = (struct guess){0, G_TEXT, '\0', '\0'};
+        xs->guess_keep = keep;
+        const char *seen = xs->carry.data + (keep - xs->carry_start);
+        if (guess_run(g, seen, (size_t)(xs->base - keep), &stop) > 0 || stop)
+            g->mode = G_STOP;
+    }
+    size_t end = guess_run(g, data, len, &stop);
+    if (stop)
+        g->mode = G_STOP;
+    if (end > 0) {
+        xs->guess_pos = -1;
+        return end;
+    }
+    xs->guess_pos = xs->base + (int64_t)len;
+    return len;
+}
+
 /* UTF-16 and UTF-32 start with bytes UTF-8 never starts with. */
 static bool bad_first_byte(unsigned char c)
 {
@@ -1018,8 +1524,13 @@ int xstream_feed(struct xstream *xs, const char *data, size_t len, struct err *e
     if (!xs->failed && xs->eng == NULL && len > 0)
         engine_attach(xs);
     while (len > 0 && !xs->failed) {
-        size_t n = len > FEED_PIECE_MAX ? FEED_PIECE_MAX : len;
-        feed_chunk(xs, data, n);
+        size_t n = scan_ready(xs) ? scan_feed(xs, data, len) : 0;
+        if (n < len && !xs->failed && !xs->reset_pending) {
+            size_t m = len - n > FEED_PIECE_MAX ? FEED_PIECE_MAX : len - n;
+            m = expat_piece(xs, data + n, m);
+            feed_chunk(xs, data + n, m);
+            n += m;
+        }
         if (xs->reset_pending) {
             /* Reset from a callback: the rest of these bytes belonged to
              * the old stream (e.g. plaintext after <starttls/>). */

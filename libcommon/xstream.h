@@ -25,6 +25,10 @@ enum xstream_flags {
     /* Build only each stanza's top element and its attributes; children and
      * text are parsed, checked and counted but not built (the router). */
     XSTREAM_SHALLOW = 1 << 0,
+    /* Shallow streams hand complete stanzas in plain ASCII XML to the
+     * callback from a scanner that skips expat (see xstream.c); this makes
+     * expat parse every byte, for tests that compare the two. */
+    XSTREAM_EXPAT_ONLY = 1 << 1,
 };
 
 struct xstream_ops {
@@ -87,6 +91,8 @@ void xstream_pool_stats(const struct xstream_pool *pool, size_t *lent_r, size_t 
 /* Called from a callback to fail the stream: xstream_feed returns -1 with
  * this condition and text. */
 void xstream_fail(struct xstream *xs, const struct err *err);
+/* Stanzas the scanner handed out without expat (shallow streams only). */
+unsigned long xstream_scanned(const struct xstream *xs);
 /* The default namespace the stream header declared ("" if none). */
 const char *xstream_default_ns(const struct xstream *xs);
 /* The arena of the current stanza, for callbacks that build replies with the
