@@ -21,16 +21,16 @@ and never answers; NxdomainServer(ttl, minimum) answers NXDOMAIN with an SOA
 of that TTL and MINIMUM in the authority section (dnsmasq's --local answers
 carry none). All have the same start() -> (address, port) / stop()."""
 
-import ctypes
 import os
 import random
-import signal
 import socket
 import struct
 import subprocess
 import tempfile
 import threading
 import time
+
+from harness import die_with_parent
 
 
 class Srv:
@@ -74,12 +74,6 @@ def _wait_answering(address, port, timeout=10):
     raise AssertionError(f"no DNS server answering on {address}:{port}")
 
 
-def _die_with_parent():
-    """In the child before exec: SIGTERM when the test process dies, so a
-    killed test (a ctest timeout) leaves no dnsmasq behind."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class DnsServer:
     """dnsmasq with the given records (see the module's docstring)."""
 
@@ -107,7 +101,7 @@ class DnsServer:
             self.address, self.port = _loopback_and_port()
         self.log = tempfile.NamedTemporaryFile(prefix="dnsmasq-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log, preexec_fn=_die_with_parent)
+                                     stderr=self.log, preexec_fn=die_with_parent)
         try:
             _wait_answering(self.address, self.port)
         except AssertionError:

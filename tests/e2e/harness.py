@@ -4,6 +4,7 @@ directory, waits for their readiness notification, and speaks XML to them
 over sockets. A test fails on any sanitizer report, and on any error or
 panic log line it did not declare."""
 
+import ctypes
 import hashlib
 import os
 import random
@@ -72,6 +73,13 @@ def free_ports(names):
                 continue
         ports[names[len(ports)]] = p
     return ports
+
+
+def die_with_parent():
+    """For preexec_fn: the child gets SIGTERM when the test process dies, so
+    a killed test (a ctest timeout) leaves no server behind. It survives
+    exec, so it holds for what a wrapper (unshare, sh) execs too."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def q(name, ns):

@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 import time
 
+from harness import die_with_parent
+
 PROSODY = "/usr/bin/prosody"
 
 
@@ -120,7 +122,8 @@ VirtualHost {lua_str(self.domain)}
         self.out = open(self.path("prosody.out"), "w")
         self.proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", script],
                                      stdout=self.out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
