@@ -209,3 +209,22 @@ row() {
     printf '%-44s %12s %12s %8s\n' "$1" "${p:--}$pm" "${j:--}$jm" "$(ratio "$p" "$j")"
 }
 
+
+# wait_ready PORT DOMAIN PID...: until two users of DOMAIN (u1, u2; $password) can log in on
+# PORT with $c2s_bench (60 s); fails at once if one of the PIDs is gone.
+# shellcheck disable=SC2154 # c2s_bench and password are set by the sourcing script
+wait_ready() {
+    local port=$1 dom=$2 i p
+    shift 2
+    for ((i = 0; i < 120; i++)); do
+        for p in "$@"; do
+            kill -0 "$p" 2>/dev/null || return 1
+        done
+        if "$c2s_bench" --port "$port" --domain "$dom" --password "$password" --mode idle \
+            --users 2 --settle 0 >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}

@@ -94,23 +94,6 @@ stop() {
     pids=("${rest[@]+"${rest[@]}"}")
 }
 
-# wait_ready PORT PID...: until two users can log in (60 s), or fail if a PID is gone.
-wait_ready() {
-    local port=$1 i p
-    shift
-    for ((i = 0; i < 120; i++)); do
-        for p in "$@"; do
-            kill -0 "$p" 2>/dev/null || return 1
-        done
-        if "$c2s_bench" --port "$port" --domain "$domain" --password "$password" --mode idle \
-            --users 2 --settle 0 >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    return 1
-}
-
 # load LABEL PORT PIDS c2s_bench-options...: the generator on CPU 1; output in $tmp/LABEL.out.
 load() {
     local label=$1 port=$2 pidopts=() p rc=0
@@ -166,7 +149,7 @@ parley_run() {
         >"$tmp/parley.log" 2>&1 &
     local ppid=$!
     pids+=("$ppid")
-    if ! wait_ready "$port" "$ppid"; then
+    if ! wait_ready "$port" "$domain" "$ppid"; then
         echo "Parley did not start:" >&2
         cat "$tmp/parley.log" >&2
         return 1
@@ -209,7 +192,7 @@ jabberd2_run() {
         [ "$p" = router ] && sleep 0.5
     done
     # shellcheck disable=SC2086 # a list of PIDs
-    if ! wait_ready "$cport" $srv; then
+    if ! wait_ready "$cport" "$domain" $srv; then
         echo "jabberd2 did not start:" >&2
         cat "$tmp"/jabberd2-*.stdout >&2
         return 1

@@ -111,23 +111,6 @@ private_resolv() {
     exec unshare --mount sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$tmp/resolv.conf" "$@"
 }
 
-# wait_ready PORT DOMAIN PID...: until a user of DOMAIN can log in on PORT (60 s).
-wait_ready() {
-    local port=$1 dom=$2 i p
-    shift 2
-    for ((i = 0; i < 120; i++)); do
-        for p in "$@"; do
-            kill -0 "$p" 2>/dev/null || return 1
-        done
-        if "$c2s_bench" --port "$port" --domain "$dom" --password "$password" --mode idle \
-            --users 2 --settle 0 >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    return 1
-}
-
 # load LABEL PORT-A PORT-B PIDS: the messages workload across the two servers.
 load() {
     local label=$1 pidopts=() p rc=0
