@@ -71,19 +71,10 @@ static struct evconnlistener *open_one(struct c2s *c2s, long port, evconnlistene
                                        const char *what, struct err *err)
 {
     const char *host = c2s->cfg->listen ? c2s->cfg->listen : c2s->common->router_address;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (netaddr_parse(host, (int)port, &ss, &len, err) < 0)
+    struct evconnlistener *l =
+        netaddr_listen(c2s->base, host, port, ACCEPT_BACKLOG, cb, on_accept_error, c2s, err);
+    if (l == NULL)
         return NULL;
-    struct evconnlistener *l = evconnlistener_new_bind(
-        c2s->base, cb, c2s, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        ACCEPT_BACKLOG, (struct sockaddr *)&ss, (int)len);
-    if (l == NULL) {
-        err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR, "cannot listen on %s:%ld: %s", host, port,
-                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        return NULL;
-    }
-    evconnlistener_set_error_cb(l, on_accept_error);
     log_notice(&c2s->lc, "listening for clients (%s) on %s:%ld", what, host, port);
     return l;
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/listener.h>
+#include <event2/util.h>
+
 #include "err.h"
 
 int netaddr_parse(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len_r,
@@ -54,4 +57,25 @@ void netaddr_format(const struct sockaddr *sa, char *out, size_t outlen)
     } else {
         snprintf(out, outlen, "unix");
     }
+}
+
+struct evconnlistener *
+netaddr_listen(struct event_base *base, const char *host, long port, int backlog,
+               void (*accept_cb)(struct evconnlistener *, int, struct sockaddr *, int, void *),
+               void (*error_cb)(struct evconnlistener *, void *), void *arg, struct err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (netaddr_parse(host, (int)port, &ss, &len, err) < 0)
+        return NULL;
+    struct evconnlistener *l = evconnlistener_new_bind(
+        base, accept_cb, arg, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        backlog, (struct sockaddr *)&ss, (int)len);
+    if (l == NULL) {
+        err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR, "cannot listen on %s:%ld: %s", host, port,
+                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l, error_cb);
+    return l;
 }

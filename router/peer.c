@@ -254,17 +254,9 @@ int router_listen(struct router *r, struct err *err)
 {
     const char *host = r->cfg->listen ? r->cfg->listen : r->common->router_address;
     long port = r->cfg->port ? r->cfg->port : r->common->router_port;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (netaddr_parse(host, (int)port, &ss, &len, err) < 0)
-        return -1;
-    r->listener = evconnlistener_new_bind(
-        r->base, on_accept, r, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        512, (struct sockaddr *)&ss, (int)len);
+    r->listener = netaddr_listen(r->base, host, port, 512, on_accept, on_accept_error, r, err);
     if (r->listener == NULL)
-        return err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR, "cannot listen on %s:%ld: %s", host,
-                       port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    evconnlistener_set_error_cb(r->listener, on_accept_error);
+        return -1;
     log_notice(NULL, "listening for components on %s:%ld", host, port);
     return 0;
 }

@@ -42,19 +42,10 @@ static struct evconnlistener *open_one(struct s2s *s2s, long port, evconnlistene
                                        const char *what, struct err *err)
 {
     const char *host = s2s->cfg->listen ? s2s->cfg->listen : s2s->common->router_address;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (netaddr_parse(host, (int)port, &ss, &len, err) < 0)
+    struct evconnlistener *l =
+        netaddr_listen(s2s->base, host, port, ACCEPT_BACKLOG, cb, on_accept_error, s2s, err);
+    if (l == NULL)
         return NULL;
-    struct evconnlistener *l = evconnlistener_new_bind(
-        s2s->base, cb, s2s, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        ACCEPT_BACKLOG, (struct sockaddr *)&ss, (int)len);
-    if (l == NULL) {
-        err_set(err, XMPP_COND_INTERNAL_SERVER_ERROR, "cannot listen on %s:%ld: %s", host, port,
-                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        return NULL;
-    }
-    evconnlistener_set_error_cb(l, on_accept_error);
     log_notice(&s2s->lc, "listening for servers (%s) on %s:%ld", what, host, port);
     return l;
 }
