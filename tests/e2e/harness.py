@@ -457,43 +457,54 @@ def parleyctl(config, *args, check=True):
     return p
 
 
-def make_certs(directory, domain, client_jids=()):
-    """With certtool: a CA, a server certificate for domain, and one client
-    certificate per JID carrying it as id-on-xmppAddr (SASL EXTERNAL), all
-    ECDSA and valid two days. Returns {"ca", "cert", "key", jid: (cert, key)}."""
-    os.makedirs(directory, exist_ok=True)
+class TestCA:
+    """A certificate authority made with certtool in directory (ECDSA keys,
+    everything valid two days); issue() signs certificates with it."""
 
-    def run(*args):
+    def __init__(self, directory, cn):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.ca = os.path.join(directory, "ca.pem")
+        self.ca_key = self._key("ca.key")
+        self._run("--generate-self-signed", "--load-privkey", self.ca_key, "--outfile", self.ca,
+                  "--template", self._template("ca.tmpl", f'cn = "{cn}"\nca\ncert_signing_key\n'))
+
+    def _run(self, *args):
         subprocess.run(["certtool", *args], check=True, capture_output=True, timeout=60)
 
-    def template(name, text):
-        path = os.path.join(directory, name)
+    def _template(self, name, text):
+        path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(text + "expiration_days = 2\n")
         return path
 
-    def key(name):
-        path = os.path.join(directory, name)
-        run("--generate-privkey", "--key-type=ecdsa", "--outfile", path)
+    def _key(self, name):
+        path = os.path.join(self.dir, name)
+        self._run("--generate-privkey", "--key-type=ecdsa", "--outfile", path)
         return path
 
-    out = {"ca": os.path.join(directory, "ca.pem")}
-    ca_key = key("ca.key")
-    run("--generate-self-signed", "--load-privkey", ca_key, "--outfile", out["ca"],
-        "--template", template("ca.tmpl", 'cn = "Parley test CA"\nca\ncert_signing_key\n'))
-    sign = ["--load-ca-certificate", out["ca"], "--load-ca-privkey", ca_key]
-    out["key"] = key("server.key")
-    out["cert"] = os.path.join(directory, "server.pem")
-    run("--generate-certificate", "--load-privkey", out["key"], "--outfile", out["cert"], *sign,
-        "--template", template("server.tmpl", f'cn = "{domain}"\ndns_name = "{domain}"\n'
-                               "tls_www_server\nsigning_key\n"))
+    def issue(self, name, template):
+        """A certificate from certtool template text (its subject and
+        usages), signed by this CA: (cert path, key path)."""
+        key = self._key(f"{name}.key")
+        cert = os.path.join(self.dir, f"{name}.pem")
+        self._run("--generate-certificate", "--load-privkey", key, "--outfile", cert,
+                  "--load-ca-certificate", self.ca, "--load-ca-privkey", self.ca_key,
+                  "--template", self._template(f"{name}.tmpl", template))
+        return cert, key
+
+
+def make_certs(directory, domain, client_jids=()):
+    """With certtool: a CA, a server certificate for domain, and one client
+    certificate per JID carrying it as id-on-xmppAddr (SASL EXTERNAL), all
+    ECDSA and valid two days. Returns {"ca", "cert", "key", jid: (cert, key)}."""
+    ca = TestCA(directory, "Parley test CA")
+    out = {"ca": ca.ca}
+    out["cert"], out["key"] = ca.issue("server", f'cn = "{domain}"\ndns_name = "{domain}"\n'
+                                       "tls_www_server\nsigning_key\n")
     for i, jid in enumerate(client_jids):
-        k = key(f"client{i}.key")
-        c = os.path.join(directory, f"client{i}.pem")
-        run("--generate-certificate", "--load-privkey", k, "--outfile", c, *sign,
-            "--template", template(f"client{i}.tmpl", f'cn = "{jid}"\nxmpp_name = "{jid}"\n'
-                                   "tls_www_client\nsigning_key\n"))
-        out[jid] = (c, k)
+        out[jid] = ca.issue(f"client{i}", f'cn = "{jid}"\nxmpp_name = "{jid}"\n'
+                            "tls_www_client\nsigning_key\n")
     return out
 
 

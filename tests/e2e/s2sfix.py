@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Daemon, Stream, binary, free_ports, q
+from harness import Daemon, Stream, TestCA, binary, free_ports, q
 
 NS_RESOLVER = "urn:parley:resolver:1"
 NS_SERVER = "jabber:server"
@@ -150,35 +150,11 @@ def make_ca_certs(directory, domains):
     """A test CA and, per domain, a certificate for it (DNS-ID and CN)
     usable both as TLS server and client, signed by the CA, with certtool.
     Returns {"ca": path, domain: (cert, key)}."""
-    os.makedirs(directory, exist_ok=True)
-
-    def run(*args):
-        subprocess.run(["certtool", *args], check=True, capture_output=True, timeout=60)
-
-    def template(name, text):
-        path = os.path.join(directory, name)
-        with open(path, "w") as f:
-            f.write(text + "expiration_days = 2\n")
-        return path
-
-    def key(name):
-        path = os.path.join(directory, name)
-        run("--generate-privkey", "--key-type=ecdsa", "--outfile", path)
-        return path
-
-    out = {"ca": os.path.join(directory, "ca.pem")}
-    ca_key = key("ca.key")
-    run("--generate-self-signed", "--load-privkey", ca_key, "--outfile", out["ca"],
-        "--template", template("ca.tmpl", 'cn = "Parley federation test CA"\nca\n'
-                               "cert_signing_key\n"))
+    ca = TestCA(directory, "Parley federation test CA")
+    out = {"ca": ca.ca}
     for d in domains:
-        k = key(f"{d}.key")
-        c = os.path.join(directory, f"{d}.pem")
-        run("--generate-certificate", "--load-privkey", k, "--outfile", c,
-            "--load-ca-certificate", out["ca"], "--load-ca-privkey", ca_key,
-            "--template", template(f"{d}.tmpl", f'cn = "{d}"\ndns_name = "{d}"\n'
-                                   "tls_www_server\ntls_www_client\nsigning_key\n"))
-        out[d] = (c, k)
+        out[d] = ca.issue(d, f'cn = "{d}"\ndns_name = "{d}"\n'
+                          "tls_www_server\ntls_www_client\nsigning_key\n")
     return out
 
 
